@@ -1,0 +1,178 @@
+"""Validation at the Python boundary: one place for every argument check.
+
+Each check raises a ``ValueError`` (bad value, shape, name, non-finite number)
+or a ``TypeError`` (wrong kind of argument) whose message names the argument,
+the problem and the expected value, before anything is changed.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+# Names -> codes understood by the compiled core (_core.Activation / _core.Cost).
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5}
+HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity", "leaky_relu")
+COSTS = {"quadratic": 0, "cross_entropy": 1, "log_loss": 2}
+# cost -> the output activation it requires (None: any).
+COST_REQUIRES = {"quadratic": None, "cross_entropy": "sigmoid", "log_loss": "softmax"}
+
+
+def name(value, what, allowed):
+    """A string from `allowed` (case-sensitive, like scikit-learn)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, one of {list(allowed)}; got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {list(allowed)}")
+    return value
+
+
+def integer(value, what, minimum=None):
+    """A Python or NumPy integer (not a bool), optionally >= minimum."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an integer; got {type(value).__name__}")
+    value = operator.index(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}; got {value}")
+    return value
+
+
+def real(value, what, minimum=None, maximum=None, min_open=False, max_open=False):
+    """A finite real number within the given bounds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a real number; got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{what} must be finite; got {value}")
+    if minimum is not None and (value < minimum or (min_open and value == minimum)):
+        raise ValueError(f"{what} must be {'>' if min_open else '>='} {minimum}; got {value}")
+    if maximum is not None and (value > maximum or (max_open and value == maximum)):
+        raise ValueError(f"{what} must be {'<' if max_open else '<='} {maximum}; got {value}")
+    return value
+
+
+def float_dtype(dtype):
+    """numpy.dtype float32 or float64 from a string, dtype or type."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dt}")
+    return dt
+
+
+def rng(seed, what="seed"):
+    """numpy Generator from None, an int or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{what} must be None, an int or a numpy.random.Generator; got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{what} must be a non-negative int; got {seed}")
+    return np.random.default_rng(int(seed))
+
+
+def _numeric(X, what):
+    """X as an ndarray of a real numeric kind (bool, int or float)."""
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{what} must be a numeric array; {e}") from None
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be a real numeric array (int or float); got dtype {X.dtype}")
+    return X
+
+
+def inputs(X, n_features, dtype, allow_1d=True):
+    """X as a C-contiguous (n, n_features) array of `dtype` (or (n_features,)).
+
+    Returns the converted array; integer and other float inputs are cast,
+    Fortran-ordered and strided arrays copied. Rejects wrong shapes, empty
+    arrays and NaN/inf.
+    """
+    X = _numeric(X, "X")
+    if X.ndim == 1 and allow_1d:
+        if X.shape[0] != n_features:
+            raise ValueError(f"X has {X.shape[0]} features; expected {n_features} (sizes[0])")
+    elif X.ndim == 2:
+        if X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} features per example; expected {n_features} (sizes[0])")
+        if X.shape[0] == 0:
+            raise ValueError("X is empty; expected at least one example")
+    else:
+        shape = f"(n, {n_features})" + (f" or ({n_features},)" if allow_1d else "")
+        raise ValueError(f"X must have shape {shape}; got an array of shape {X.shape}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity; expected finite values")
+    return X
+
+
+def targets(Y, n, n_outputs, cost, dtype):
+    """Targets as a C-contiguous (n, n_outputs) array of `dtype`.
+
+    A 1-D target is the target column itself when n_outputs == 1; otherwise a
+    1-D integer array is class labels in [0, n_outputs), one-hot encoded, and a
+    1-D float array is refused. Targets of cross_entropy and log_loss must lie
+    in [0, 1].
+    """
+    Y = _numeric(Y, "Y")
+    if Y.ndim == 1:
+        if Y.shape[0] != n:
+            raise ValueError(f"Y has {Y.shape[0]} targets; expected {n}, one per example of X")
+        if n_outputs == 1:
+            Y = Y.reshape(n, 1)
+        elif Y.dtype.kind in "iu":
+            Y = one_hot_labels(Y, n_outputs, dtype)
+        else:
+            raise ValueError(
+                f"1-D targets of dtype {Y.dtype} are ambiguous for {n_outputs} outputs; expected "
+                f"integer class labels in [0, {n_outputs}) or an array of shape ({n}, {n_outputs})")
+    elif Y.ndim == 2:
+        if Y.shape != (n, n_outputs):
+            raise ValueError(f"Y has shape {Y.shape}; expected ({n}, {n_outputs})")
+    else:
+        raise ValueError(f"Y must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
+    Y = np.ascontiguousarray(Y, dtype=dtype)
+    if not np.isfinite(Y).all():
+        raise ValueError("Y contains NaN or infinity; expected finite values")
+    if cost != "quadratic" and (Y.min() < 0 or Y.max() > 1):
+        raise ValueError(f"targets for the {cost} cost must lie in [0, 1]; got values in "
+                         f"[{Y.min():g}, {Y.max():g}]")
+    return Y
+
+
+def one_hot_labels(y, n_classes, dtype=np.float64):
+    """Integer labels (n,) -> one-hot (n, n_classes) after a range check."""
+    y = np.asarray(y)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}); got values in [{y.min()}, {y.max()}]")
+    Y = np.zeros((y.shape[0], n_classes), dtype=dtype)
+    Y[np.arange(y.shape[0]), y] = 1
+    return Y
+
+
+def labels(y, n, n_outputs):
+    """Class labels (n,) int64 from labels, one-hot rows or (n_outputs == 1) a 0/1 column."""
+    y = _numeric(y, "y")
+    if y.ndim == 2 and y.shape == (n, n_outputs) and n_outputs > 1:
+        return np.asarray(y).argmax(axis=1)
+    if y.ndim == 2 and y.shape == (n, 1):
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"y must have shape ({n},) (class labels) or ({n}, {n_outputs}); got {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinity; expected class labels")
+    if y.dtype.kind == "f":
+        if not np.array_equal(y, np.round(y)):
+            raise ValueError("y must hold integer class labels; got non-integer values")
+    y = y.astype(np.int64)
+    top = max(n_outputs, 2)
+    if y.size and (y.min() < 0 or y.max() >= top):
+        raise ValueError(f"labels must lie in [0, {top}); got values in [{y.min()}, {y.max()}]")
+    return y

@@ -1,0 +1,762 @@
+# The compiled core: forward pass, delta recurrence, gradient accumulation and
+# fused training steps, over float32 and float64 (cython.floating).
+#
+# Notation (row-major, one example per row, as in reference.py):
+#   Z^l = A^(l-1) W^l^T + b^l        (n, sizes[l])
+#   A^l = sigma_l(Z^l)
+#   D^L = dC/dZ^L                    (carries the 1/n of the mean cost)
+#   D^(l-1) = (D^l W^l) * sigma'(Z^(l-1))     the delta recurrence
+#   dC/dW^l = D^l^T A^(l-1),  dC/db^l = column sums of D^l
+#
+# The Python layer (network.py, trainer.py) validates arguments and converts
+# arrays; the entry points here re-check the few facts the loops rely on
+# (dtype, contiguity, shapes, finiteness) so that nothing reached through this
+# module can read or write out of bounds, then run `noexcept nogil` kernels on
+# raw pointers with the GIL released. Scratch memory is malloc'd per call (or
+# per fit, in Workspace) and never shared between threads.
+
+cimport cython
+from cython cimport floating
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
+from cpython.exc cimport PyErr_CheckSignals
+
+cimport numpy as cnp
+import numpy as np
+
+from fastbp._blas cimport gemm, gemv, Trans, NoTrans
+
+cnp.import_array()
+
+# Activation and cost codes; network.py maps names to these.
+cpdef enum Activation:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
+
+cpdef enum Cost:
+    QUADRATIC = 0
+    CROSS_ENTROPY = 1
+    LOG_LOSS = 2
+
+cpdef enum Optimizer:
+    SGD = 0
+    ADAM = 1
+
+# Rows per chunk for forward/cost/predict: bounds scratch memory and keeps a
+# chunk's activations in cache while staying large enough for efficient gemm.
+cdef enum:
+    CHUNK = 512
+    # Training steps between checks for Ctrl-C (each check briefly takes the GIL).
+    SIGNAL_EVERY = 64
+
+cdef double LEAKY_SLOPE = 0.01
+
+
+cdef struct Net:
+    int L
+    int* sizes      # L + 1 widths, input first
+    int* act        # L activation codes, layer 1..L
+    int cost
+    void** W        # L pointers to (sizes[l+1], sizes[l]) row-major arrays
+    void** b        # L pointers to (sizes[l+1],) arrays
+
+
+# ---------------------------------------------------------------------------
+# Elementwise rules: each activation beside its derivative.
+# Derivatives are written in terms of the activation's output a = sigma(z),
+# which the backward pass has at hand: sigmoid' = a(1-a), tanh' = 1-a^2,
+# relu' = [a > 0] (so relu'(0) = 0), leaky_relu' = 1 if a > 0 else 0.01
+# (a > 0 exactly when z > 0, so leaky_relu'(0) = 0.01).
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    # Two branches so exp never overflows: exp(-|z|) <= 1.
+    cdef floating e
+    if z >= 0:
+        return 1 / (1 + _exp(-z))
+    e = _exp(z)
+    return e / (1 + e)
+
+cdef inline floating _softplus(floating z) noexcept nogil:
+    # log(1 + exp(z)) without overflow.
+    if z > 0:
+        return z + _log1p(_exp(-z))
+    return _log1p(_exp(z))
+
+cdef inline bint _finite(double x) noexcept nogil:
+    # NaN - NaN and inf - inf are NaN, which compares unequal to 0.
+    return (x - x) == 0
+
+
+cdef void activate(int code, Py_ssize_t n, Py_ssize_t m, const floating* Z,
+                   floating* A) noexcept nogil:
+    """A = sigma(Z) for an (n, m) block; A may be Z (in place)."""
+    cdef Py_ssize_t i, j, size = n * m
+    cdef floating z, mx, s
+    if code == IDENTITY:
+        if A != Z:
+            memcpy(A, Z, size * sizeof(floating))
+    elif code == SIGMOID:
+        for i in range(size):
+            A[i] = _sigmoid(Z[i])
+    elif code == TANH:
+        for i in range(size):
+            if floating is float:
+                A[i] = tanhf(Z[i])
+            else:
+                A[i] = tanh(Z[i])
+    elif code == RELU:
+        for i in range(size):
+            z = Z[i]
+            A[i] = z if z > 0 else 0
+    elif code == LEAKY_RELU:
+        for i in range(size):
+            z = Z[i]
+            A[i] = z if z > 0 else <floating>LEAKY_SLOPE * z
+    elif code == SOFTMAX:
+        # Row-wise, shifted by the row maximum so exp never overflows.
+        for i in range(n):
+            mx = Z[i * m]
+            for j in range(1, m):
+                if Z[i * m + j] > mx:
+                    mx = Z[i * m + j]
+            s = 0
+            for j in range(m):
+                z = _exp(Z[i * m + j] - mx)
+                A[i * m + j] = z
+                s = s + z
+            s = 1 / s
+            for j in range(m):
+                A[i * m + j] = A[i * m + j] * s
+
+
+cdef void times_derivative(int code, Py_ssize_t size, const floating* A,
+                           floating* D) noexcept nogil:
+    """D *= sigma'(z), elementwise, with sigma' written through a = sigma(z)."""
+    cdef Py_ssize_t i
+    cdef floating a
+    if code == SIGMOID:
+        for i in range(size):
+            a = A[i]
+            D[i] = D[i] * (a * (1 - a))
+    elif code == TANH:
+        for i in range(size):
+            a = A[i]
+            D[i] = D[i] * (1 - a * a)
+    elif code == RELU:
+        for i in range(size):
+            if not (A[i] > 0):
+                D[i] = 0
+    elif code == LEAKY_RELU:
+        for i in range(size):
+            if not (A[i] > 0):
+                D[i] = D[i] * <floating>LEAKY_SLOPE
+    # IDENTITY: sigma' = 1. SOFTMAX never reaches here (output layer only).
+
+
+# ---------------------------------------------------------------------------
+# Costs beside their output deltas.
+
+cdef double cost_and_delta(int act, int cost, Py_ssize_t n, Py_ssize_t m,
+                           const floating* Z, const floating* A, const floating* Y,
+                           floating* D, floating scale) noexcept nogil:
+    """Return sum over the n examples of C0; if D is not NULL, also write
+    D = scale * dC0/dz^L (scale = 1/n makes it the gradient of the mean cost).
+
+    Z is only read for cross_entropy and log_loss, whose values are computed
+    from z (softplus / log-sum-exp) so they stay finite when a saturates.
+    """
+    cdef Py_ssize_t i, j, row
+    cdef double total = 0, c0
+    cdef floating a, y, z, g, s, mx, lse, ysum
+    for i in range(n):
+        row = i * m
+        c0 = 0
+        if cost == QUADRATIC:
+            for j in range(m):
+                g = A[row + j] - Y[row + j]
+                c0 += g * g
+            if D != NULL:
+                if act == SOFTMAX:
+                    # Full Jacobian-vector product: dC0/dz_j = a_j (g_j - sum_i g_i a_i).
+                    s = 0
+                    for j in range(m):
+                        s = s + 2 * (A[row + j] - Y[row + j]) * A[row + j]
+                    for j in range(m):
+                        a = A[row + j]
+                        D[row + j] = scale * a * (2 * (a - Y[row + j]) - s)
+                else:
+                    for j in range(m):
+                        D[row + j] = scale * 2 * (A[row + j] - Y[row + j])
+                    times_derivative(act, m, A + row, D + row)
+        elif cost == CROSS_ENTROPY:
+            # -[y ln a + (1-y) ln(1-a)] with a = sigmoid(z) is softplus(z) - y z.
+            for j in range(m):
+                z = Z[row + j]
+                c0 += _softplus(z) - Y[row + j] * z
+                if D != NULL:
+                    D[row + j] = scale * (A[row + j] - Y[row + j])
+        else:  # LOG_LOSS with softmax: -sum y_j (z_j - logsumexp(z)).
+            mx = Z[row]
+            for j in range(1, m):
+                if Z[row + j] > mx:
+                    mx = Z[row + j]
+            s = 0
+            for j in range(m):
+                s = s + _exp(Z[row + j] - mx)
+            lse = mx + _log(s)
+            ysum = 0
+            for j in range(m):
+                y = Y[row + j]
+                ysum = ysum + y
+                c0 -= y * (Z[row + j] - lse)
+            if D != NULL:
+                # dC0/dz_j = a_j sum_i y_i - y_j (soft targets need not sum to 1).
+                for j in range(m):
+                    D[row + j] = scale * (A[row + j] * ysum - Y[row + j])
+        total += c0
+    return total
+
+
+# ---------------------------------------------------------------------------
+# The passes.
+
+cdef void layer_forward(Py_ssize_t n, int n_in, int n_out, const floating* A_in,
+                        const floating* W, const floating* b, floating* Z) noexcept nogil:
+    """Z = A_in W^T + b: (n, n_out) from (n, n_in)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        memcpy(Z + i * n_out, b, n_out * sizeof(floating))
+    if n == 1:
+        gemv(NoTrans, n_out, n_in, <floating>1, W, n_in, A_in, <floating>1, Z)
+    else:
+        gemm(NoTrans, Trans, <int>n, n_out, n_in, <floating>1, A_in, n_in, W, n_in,
+             <floating>1, Z, n_out)
+
+
+cdef void run_forward(const Net* net, Py_ssize_t n, const floating* X,
+                      floating** Zp, floating** Ap) noexcept nogil:
+    """Forward n rows; layer l+1 writes its weighted sums to Zp[l] and its
+    activations to Ap[l] (Zp[l] may equal Ap[l])."""
+    cdef int l
+    cdef const floating* a_in = X
+    for l in range(net.L):
+        layer_forward(n, net.sizes[l], net.sizes[l + 1], a_in,
+                      <const floating*>net.W[l], <const floating*>net.b[l], Zp[l])
+        activate(net.act[l], n, net.sizes[l + 1], Zp[l], Ap[l])
+        a_in = Ap[l]
+
+
+cdef void run_backward(const Net* net, Py_ssize_t n, const floating* X,
+                       floating** Ap, floating* D, floating* D_prev,
+                       floating** dW, floating** db, floating* dX) noexcept nogil:
+    """Carry D = dC/dZ^L back through the layers (the delta recurrence),
+    writing dC/dW^l and dC/db^l; if dX is not NULL also dC/dA^0.
+
+    D and D_prev are two scratch blocks of n * max(sizes[1:]) elements; D holds
+    the output delta on entry and is overwritten.
+    """
+    cdef int l, n_in, n_out
+    cdef Py_ssize_t i, j
+    cdef const floating* a_prev
+    cdef floating* tmp
+    cdef floating* g
+    for l in range(net.L - 1, -1, -1):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        a_prev = X if l == 0 else Ap[l - 1]
+        # dW^l = D^T A^(l-1)   (n_out, n_in)
+        gemm(Trans, NoTrans, n_out, n_in, <int>n, <floating>1, D, n_out, a_prev, n_in,
+             <floating>0, dW[l], n_in)
+        # db^l = column sums of D
+        g = db[l]
+        memcpy(g, D, n_out * sizeof(floating))
+        for i in range(1, n):
+            for j in range(n_out):
+                g[j] = g[j] + D[i * n_out + j]
+        if l > 0:
+            # D^(l-1) = (D W^l) * sigma'(Z^(l-1))
+            gemm(NoTrans, NoTrans, <int>n, n_in, n_out, <floating>1, D, n_out,
+                 <const floating*>net.W[l], n_in, <floating>0, D_prev, n_in)
+            times_derivative(net.act[l - 1], n * n_in, Ap[l - 1], D_prev)
+            tmp = D
+            D = D_prev
+            D_prev = tmp
+        elif dX != NULL:
+            gemm(NoTrans, NoTrans, <int>n, n_in, n_out, <floating>1, D, n_out,
+                 <const floating*>net.W[0], n_in, <floating>0, dX, n_in)
+
+
+cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating acc = 0
+    # x * 0 is 0 for finite x and NaN for inf/NaN; one branch at the end.
+    for i in range(size):
+        acc = acc + x[i] * 0
+    return acc == 0
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates (PyTorch's rules). Two passes: the first only checks that
+# every new parameter and state value would be finite, so a diverging step
+# leaves parameters and state exactly as they were.
+
+cdef struct OptConf:
+    int kind
+    double lr, momentum, beta1, beta2, eps, l2
+    bint nesterov
+
+
+cdef bint update_array(const OptConf* o, Py_ssize_t size, floating* p,
+                       const floating* g, floating* s1, floating* s2,
+                       double l2, long t, bint write) noexcept nogil:
+    """Update one parameter array in place (if write) or check (if not).
+
+    SGD: s1 = momentum buffer. Adam: s1 = first moment, s2 = second moment;
+    t is the step number counted from 1.
+    """
+    cdef Py_ssize_t i
+    cdef floating gi, buf, pn, m, v, denom
+    cdef floating lr = <floating>o.lr
+    cdef floating mu = <floating>o.momentum
+    cdef floating wd = <floating>l2
+    cdef floating b1 = <floating>o.beta1, b2 = <floating>o.beta2, eps = <floating>o.eps
+    cdef floating step_size = 0, bc2_sqrt = 0
+    cdef floating acc = 0
+    if o.kind == ADAM:
+        step_size = <floating>(o.lr / (1 - pow(o.beta1, <double>t)))
+        bc2_sqrt = <floating>sqrt(1 - pow(o.beta2, <double>t))
+    for i in range(size):
+        gi = g[i]
+        if wd != 0:
+            gi = gi + wd * p[i]
+        if o.kind == SGD:
+            if mu != 0:
+                buf = mu * s1[i] + gi
+                if o.nesterov:
+                    gi = gi + mu * buf
+                else:
+                    gi = buf
+                if write:
+                    s1[i] = buf
+                else:
+                    acc = acc + buf * 0
+            pn = p[i] - lr * gi
+        else:
+            m = s1[i] + (1 - b1) * (gi - s1[i])      # torch: exp_avg.lerp_(grad, 1 - beta1)
+            v = b2 * s2[i] + (1 - b2) * gi * gi
+            denom = _sqrt(v) / bc2_sqrt + eps
+            pn = p[i] - step_size * (m / denom)
+            if write:
+                s1[i] = m
+                s2[i] = v
+            else:
+                acc = acc + (m + v) * 0
+        if write:
+            p[i] = pn
+        else:
+            acc = acc + pn * 0
+    return acc == 0
+
+
+# ---------------------------------------------------------------------------
+# Python-facing layer: argument checks and dispatch on dtype.
+
+cdef int _typenum(object dtype) except -1:
+    if dtype == np.float64:
+        return cnp.NPY_DOUBLE
+    if dtype == np.float32:
+        return cnp.NPY_FLOAT
+    raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+
+
+cdef inline Py_ssize_t _rows(cnp.ndarray x) noexcept:
+    return 1 if cnp.PyArray_NDIM(x) == 1 else cnp.PyArray_DIM(x, 0)
+
+
+cdef class Kernel:
+    """Compiled passes for one network layout (sizes, activations, cost, dtype).
+
+    Parameters are not held here: every call takes the network's current
+    `weights` and `biases` lists, checks each array (type, dtype, shape,
+    C order) and keeps references to them for the duration of the call, so
+    replacing or editing them between calls is safe.
+    """
+    cdef readonly int L
+    cdef readonly int typenum
+    cdef readonly int cost
+    cdef int* sizes
+    cdef int* act
+    cdef readonly tuple layer_sizes
+    cdef int max_width   # max(sizes[1:])
+
+    def __cinit__(self, sizes, activations, int cost, dtype):
+        cdef int l
+        self.L = len(sizes) - 1
+        if self.L < 1 or len(activations) != self.L:
+            raise ValueError("need at least two sizes and one activation per layer")
+        if cost < QUADRATIC or cost > LOG_LOSS:
+            raise ValueError(f"unknown cost code {cost}")
+        self.typenum = _typenum(dtype)
+        self.cost = cost
+        self.sizes = <int*>malloc((self.L + 1) * sizeof(int))
+        self.act = <int*>malloc(self.L * sizeof(int))
+        if self.sizes == NULL or self.act == NULL:
+            raise MemoryError()
+        self.max_width = 0
+        for l in range(self.L + 1):
+            if not (0 < sizes[l] < 2**31 - 1):
+                raise ValueError(f"layer sizes must be positive ints, got {sizes[l]}")
+            self.sizes[l] = sizes[l]
+            if l > 0 and sizes[l] > self.max_width:
+                self.max_width = sizes[l]
+        for l in range(self.L):
+            if not (IDENTITY <= activations[l] <= SOFTMAX):
+                raise ValueError(f"unknown activation code {activations[l]}")
+            if activations[l] == SOFTMAX and l != self.L - 1:
+                raise ValueError("softmax is an output activation only")
+            self.act[l] = activations[l]
+        self.layer_sizes = tuple(int(s) for s in sizes)
+
+    def __dealloc__(self):
+        free(self.sizes)
+        free(self.act)
+
+    # -- checks -------------------------------------------------------------
+
+    cdef tuple _params(self, list weights, list biases, Net* net, void** ptrs,
+                       bint writeable):
+        """Fill net.W / net.b from the parameter lists after checking them."""
+        cdef int l
+        cdef cnp.ndarray w, b
+        if len(weights) != self.L or len(biases) != self.L:
+            raise ValueError(f"expected {self.L} weight and bias arrays, got "
+                             f"{len(weights)} and {len(biases)}")
+        refs = tuple(weights) + tuple(biases)
+        net.L = self.L
+        net.sizes = self.sizes
+        net.act = self.act
+        net.cost = self.cost
+        net.W = ptrs
+        net.b = ptrs + self.L
+        for l in range(self.L):
+            w = self._checked(refs[l], "weights", l, 2, writeable)
+            b = self._checked(refs[self.L + l], "biases", l, 1, writeable)
+            net.W[l] = cnp.PyArray_DATA(w)
+            net.b[l] = cnp.PyArray_DATA(b)
+        return refs
+
+    cdef cnp.ndarray _checked(self, object obj, str name, int l, int ndim,
+                              bint writeable):
+        cdef cnp.ndarray a
+        cdef bint shape_ok
+        if not isinstance(obj, np.ndarray):
+            raise TypeError(f"{name}[{l}] must be a numpy array, got {type(obj).__name__}")
+        a = <cnp.ndarray>obj
+        if cnp.PyArray_TYPE(a) != self.typenum:
+            raise TypeError(f"{name}[{l}] has dtype {obj.dtype}; expected {self.dtype}")
+        shape_ok = cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_DIM(a, 0) == self.sizes[l + 1]
+        if shape_ok and ndim == 2:
+            shape_ok = cnp.PyArray_DIM(a, 1) == self.sizes[l]
+        if not shape_ok:
+            expected = (self.layer_sizes[l + 1], self.layer_sizes[l])[:ndim]
+            raise ValueError(f"{name}[{l}] has shape {obj.shape}; expected {expected}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
+            raise ValueError(f"{name}[{l}] must be C-contiguous and aligned")
+        if writeable and not cnp.PyArray_ISWRITEABLE(a):
+            raise ValueError(f"{name}[{l}] must be writeable")
+        return a
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float64 if self.typenum == cnp.NPY_DOUBLE else np.float32)
+
+    cdef _check_data(self, cnp.ndarray x, int width, str name, bint allow_1d):
+        """x must be this kernel's dtype, C-contiguous, (n, width) or (width,)."""
+        cdef int nd = cnp.PyArray_NDIM(x)
+        if cnp.PyArray_TYPE(x) != self.typenum:
+            raise TypeError(f"{name} must have the network's dtype")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x):
+            raise ValueError(f"{name} must be C-contiguous and aligned")
+        if nd == 2:
+            if cnp.PyArray_DIM(x, 1) != width:
+                raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 1)} columns; expected {width}")
+            if cnp.PyArray_DIM(x, 0) < 1:
+                raise ValueError(f"{name} is empty; expected at least one row")
+        elif nd == 1 and allow_1d:
+            if cnp.PyArray_DIM(x, 0) != width:
+                raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 0)} values; expected {width}")
+        else:
+            raise ValueError(f"{name} must be 2-D (n, {width}); got {nd}-D")
+        if self.typenum == cnp.NPY_DOUBLE:
+            ok = all_finite(<double*>cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
+        else:
+            ok = all_finite(<float*>cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
+        if not ok:
+            raise ValueError(f"{name} contains NaN or infinity; expected finite values")
+
+    cdef cnp.ndarray _empty(self, Py_ssize_t n, Py_ssize_t m, bint one_d):
+        cdef cnp.npy_intp dims[2]
+        if one_d:
+            dims[0] = m
+            return cnp.PyArray_EMPTY(1, dims, self.typenum, 0)
+        dims[0] = n
+        dims[1] = m
+        return cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+
+    # -- forward ------------------------------------------------------------
+
+    def forward(self, list weights, list biases, cnp.ndarray X):
+        """Output activations for X (n, sizes[0]) -> (n, sizes[-1]); a 1-D x gives a 1-D result."""
+        cdef Net net
+        cdef void* ptrs[128]
+        cdef void** pp = ptrs
+        self._check_data(X, self.sizes[0], "X", True)
+        if 2 * self.L > 128:
+            pp = <void**>malloc(2 * self.L * sizeof(void*))
+            if pp == NULL:
+                raise MemoryError()
+        try:
+            refs = self._params(weights, biases, &net, pp, False)
+            A = self._empty(_rows(X), self.sizes[self.L], cnp.PyArray_NDIM(X) == 1)
+            if self.typenum == cnp.NPY_DOUBLE:
+                ok = _forward_chunked(&net, _rows(X), <double*>cnp.PyArray_DATA(X),
+                                      <double*>cnp.PyArray_DATA(A), self.max_width)
+            else:
+                ok = _forward_chunked(&net, _rows(X), <float*>cnp.PyArray_DATA(X),
+                                      <float*>cnp.PyArray_DATA(A), self.max_width)
+        finally:
+            if pp != ptrs:
+                free(pp)
+        if not ok:
+            raise MemoryError()
+        return A
+
+    def cost_value(self, list weights, list biases, cnp.ndarray X, cnp.ndarray Y):
+        """Mean of C0 over the rows of X, against targets Y (n, sizes[-1])."""
+        cdef Net net
+        cdef void* ptrs[128]
+        cdef void** pp = ptrs
+        cdef double total
+        cdef Py_ssize_t n
+        self._check_data(X, self.sizes[0], "X", False)
+        self._check_data(Y, self.sizes[self.L], "Y", False)
+        n = _rows(X)
+        if _rows(Y) != n:
+            raise ValueError(f"Y has {_rows(Y)} rows; expected {n} (one per row of X)")
+        if 2 * self.L > 128:
+            pp = <void**>malloc(2 * self.L * sizeof(void*))
+            if pp == NULL:
+                raise MemoryError()
+        try:
+            refs = self._params(weights, biases, &net, pp, False)
+            if self.typenum == cnp.NPY_DOUBLE:
+                total = _cost_chunked(&net, n, <double*>cnp.PyArray_DATA(X),
+                                      <double*>cnp.PyArray_DATA(Y), self.max_width)
+            else:
+                total = _cost_chunked(&net, n, <float*>cnp.PyArray_DATA(X),
+                                      <float*>cnp.PyArray_DATA(Y), self.max_width)
+        finally:
+            if pp != ptrs:
+                free(pp)
+        if total == -1:
+            raise MemoryError()
+        return total / n
+
+    def trace(self, list weights, list biases, cnp.ndarray X):
+        """Weighted sums [Z^1..Z^L] and activations [A^1..A^L] for X (2-D)."""
+        cdef Net net
+        cdef void* ptrs[128]
+        cdef void** pp = ptrs
+        cdef void** zp
+        cdef void** ap
+        cdef int l
+        cdef Py_ssize_t n
+        self._check_data(X, self.sizes[0], "X", False)
+        n = _rows(X)
+        pp = <void**>malloc(4 * self.L * sizeof(void*))
+        if pp == NULL:
+            raise MemoryError()
+        try:
+            refs = self._params(weights, biases, &net, pp, False)
+            zp = pp + 2 * self.L
+            ap = pp + 3 * self.L
+            zs = [self._empty(n, self.sizes[l + 1], False) for l in range(self.L)]
+            As = [self._empty(n, self.sizes[l + 1], False) for l in range(self.L)]
+            for l in range(self.L):
+                zp[l] = cnp.PyArray_DATA(<cnp.ndarray>zs[l])
+                ap[l] = cnp.PyArray_DATA(<cnp.ndarray>As[l])
+            with nogil:
+                if self.typenum == cnp.NPY_DOUBLE:
+                    run_forward(&net, n, <double*>cnp.PyArray_DATA(X), <double**>zp, <double**>ap)
+                else:
+                    run_forward(&net, n, <float*>cnp.PyArray_DATA(X), <float**>zp, <float**>ap)
+        finally:
+            free(pp)
+        return zs, As
+
+    # -- backprop -----------------------------------------------------------
+
+    def backprop(self, list weights, list biases, cnp.ndarray X, cnp.ndarray Y):
+        """Gradients of the mean cost: (dW list, db list, dX, cost)."""
+        cdef Net net
+        cdef void** pp
+        cdef int l
+        cdef Py_ssize_t n
+        cdef double total
+        self._check_data(X, self.sizes[0], "X", False)
+        self._check_data(Y, self.sizes[self.L], "Y", False)
+        n = _rows(X)
+        if _rows(Y) != n:
+            raise ValueError(f"Y has {_rows(Y)} rows; expected {n} (one per row of X)")
+        pp = <void**>malloc(4 * self.L * sizeof(void*))
+        if pp == NULL:
+            raise MemoryError()
+        try:
+            refs = self._params(weights, biases, &net, pp, False)
+            gW = [self._empty(self.sizes[l + 1], self.sizes[l], False) for l in range(self.L)]
+            gb = [self._empty(0, self.sizes[l + 1], True) for l in range(self.L)]
+            gX = self._empty(n, self.sizes[0], False)
+            for l in range(self.L):
+                pp[2 * self.L + l] = cnp.PyArray_DATA(<cnp.ndarray>gW[l])
+                pp[3 * self.L + l] = cnp.PyArray_DATA(<cnp.ndarray>gb[l])
+            if self.typenum == cnp.NPY_DOUBLE:
+                total = _backprop(&net, n, <double*>cnp.PyArray_DATA(X),
+                                  <double*>cnp.PyArray_DATA(Y), <double**>(pp + 2 * self.L),
+                                  <double**>(pp + 3 * self.L), <double*>cnp.PyArray_DATA(gX),
+                                  self.max_width)
+            else:
+                total = _backprop(&net, n, <float*>cnp.PyArray_DATA(X),
+                                  <float*>cnp.PyArray_DATA(Y), <float**>(pp + 2 * self.L),
+                                  <float**>(pp + 3 * self.L), <float*>cnp.PyArray_DATA(gX),
+                                  self.max_width)
+        finally:
+            free(pp)
+        if total == -1:
+            raise MemoryError()
+        return gW, gb, gX, total / n
+
+
+# ---------------------------------------------------------------------------
+# Drivers that own their scratch memory (GIL released inside).
+
+cdef bint _forward_chunked(const Net* net, Py_ssize_t n, const floating* X,
+                           floating* out, int max_width) noexcept:
+    """Forward n rows in chunks of CHUNK rows through ping-pong buffers."""
+    cdef Py_ssize_t rows = n if n < CHUNK else CHUNK
+    cdef Py_ssize_t start, cn
+    cdef int l, L = net.L
+    cdef floating* buf = <floating*>malloc(2 * rows * max_width * sizeof(floating) + 1)
+    cdef floating** ptrs = <floating**>malloc(L * sizeof(floating*) + 1)
+    if buf == NULL or ptrs == NULL:
+        free(buf)
+        free(ptrs)
+        return False
+    with nogil:
+        start = 0
+        while start < n:
+            cn = n - start if n - start < rows else rows
+            for l in range(L - 1):
+                ptrs[l] = buf + (l % 2) * rows * max_width
+            ptrs[L - 1] = out + start * net.sizes[L]
+            run_forward(net, cn, X + start * net.sizes[0], ptrs, ptrs)
+            start += cn
+    free(buf)
+    free(ptrs)
+    return True
+
+
+cdef double _cost_chunked(const Net* net, Py_ssize_t n, const floating* X,
+                          const floating* Y, int max_width) noexcept:
+    """Sum of C0 over n rows, in chunks; -1 if out of memory."""
+    cdef Py_ssize_t rows = n if n < CHUNK else CHUNK
+    cdef Py_ssize_t start, cn
+    cdef int l, L = net.L, m = net.sizes[net.L]
+    cdef double total = 0
+    cdef floating* buf = <floating*>malloc((2 * max_width + 2 * m) * rows * sizeof(floating))
+    cdef floating** zp = <floating**>malloc(2 * L * sizeof(floating*))
+    cdef floating** ap
+    if buf == NULL or zp == NULL:
+        free(buf)
+        free(zp)
+        return -1
+    ap = zp + L
+    with nogil:
+        start = 0
+        while start < n:
+            cn = n - start if n - start < rows else rows
+            for l in range(L - 1):
+                zp[l] = buf + (l % 2) * rows * max_width
+                ap[l] = zp[l]
+            zp[L - 1] = buf + 2 * rows * max_width
+            ap[L - 1] = zp[L - 1] + rows * m
+            run_forward(net, cn, X + start * net.sizes[0], zp, ap)
+            total += cost_and_delta(net.act[L - 1], net.cost, cn, m, zp[L - 1], ap[L - 1],
+                                    Y + start * m, <floating*>NULL, <floating>1)
+            start += cn
+    free(buf)
+    free(zp)
+    return total
+
+
+cdef double _backprop(const Net* net, Py_ssize_t n, const floating* X, const floating* Y,
+                      floating** dW, floating** db, floating* dX, int max_width) noexcept:
+    """Forward, output delta, delta recurrence; returns the sum of C0 (-1: no memory)."""
+    cdef int l, L = net.L, m = net.sizes[net.L]
+    cdef Py_ssize_t total_width = 0, off = 0
+    cdef double total
+    cdef int dwidth = max_width
+    for l in range(1, L + 1):
+        total_width += net.sizes[l]
+    cdef floating* buf = <floating*>malloc((total_width + m + 2 * dwidth) * n * sizeof(floating))
+    cdef floating** ap = <floating**>malloc(2 * L * sizeof(floating*))
+    cdef floating** zp
+    cdef floating* D
+    if buf == NULL or ap == NULL:
+        free(buf)
+        free(ap)
+        return -1
+    zp = ap + L
+    for l in range(L):
+        ap[l] = buf + off
+        zp[l] = ap[l]
+        off += n * net.sizes[l + 1]
+    zp[L - 1] = buf + off
+    off += n * m
+    D = buf + off
+    with nogil:
+        run_forward(net, n, X, zp, ap)
+        total = cost_and_delta(net.act[L - 1], net.cost, n, m, zp[L - 1], ap[L - 1], Y,
+                               D, <floating>(1.0 / n))
+        run_backward(net, n, X, ap, D, D + n * dwidth, dW, db, dX)
+    free(buf)
+    free(ap)
+    return total

@@ -1,0 +1,68 @@
+"""Reading a saved `Network` safely: never unpickle, check everything."""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from fastbp.network import _layout  # network imports this module lazily
+
+FORMAT = "fastbp-network"
+
+
+def _fail(path, why):
+    return ValueError(f"{path!s}: not a valid fastbp network file: {why}")
+
+
+def read(cls, path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such fastbp network file: {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            contents = {key: f[key] for key in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
+        # allow_pickle=False makes an object array raise ValueError here: refused, never unpickled.
+        raise _fail(path, f"cannot read it as an .npz archive ({type(e).__name__}: {e})") from None
+    except Exception as e:  # zlib.error and friends from a corrupt member
+        raise _fail(path, f"corrupt archive ({type(e).__name__}: {e})") from None
+
+    meta = contents.get("meta")
+    if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
+        raise _fail(path, "missing the 'meta' JSON record")
+    try:
+        meta = json.loads(str(meta))
+    except ValueError as e:
+        raise _fail(path, f"'meta' is not JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(path, f"'meta' does not say format={FORMAT!r}")
+    try:
+        sizes = meta["sizes"]
+        if not isinstance(sizes, list) or not all(type(s) is int for s in sizes):
+            raise ValueError(f"sizes must be a list of ints, got {sizes!r}")
+        layout = _layout(sizes, meta["activation"], meta["output"], meta["cost"], meta["dtype"])
+        sizes = layout[0]
+        net = cls.__new__(cls)
+        net._setup(tuple(sizes), *layout[1:])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _fail(path, f"bad metadata ({e})") from None
+
+    L = len(sizes) - 1
+    expected = {"meta"} | {f"W{l}" for l in range(1, L + 1)} | {f"b{l}" for l in range(1, L + 1)}
+    if set(contents) != expected:
+        raise _fail(path, f"arrays {sorted(contents)}; expected {sorted(expected)}")
+    net.weights, net.biases = [], []
+    for l in range(1, L + 1):
+        for key, shape, out in ((f"W{l}", (sizes[l], sizes[l - 1]), net.weights),
+                                (f"b{l}", (sizes[l],), net.biases)):
+            a = contents[key]
+            if a.shape != shape:
+                raise _fail(path, f"{key} has shape {a.shape}; expected {shape}")
+            if a.dtype != net.dtype:
+                raise _fail(path, f"{key} has dtype {a.dtype}; expected {net.dtype}")
+            if not np.isfinite(a).all():
+                raise _fail(path, f"{key} contains NaN or infinity")
+            out.append(np.ascontiguousarray(a, dtype=net.dtype))
+    return net
