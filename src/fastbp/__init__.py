@@ -7,8 +7,11 @@
 """
 from fastbp._version import __version__
 from fastbp.network import Gradients, Network, Trace
+from fastbp.optimizers import SGD, Adam
 from fastbp.tools import ChainRule, explain, gradcheck
+from fastbp.trainer import EarlyStopping, History, Trainer
 from fastbp import datasets, reference
 
 __all__ = ["__version__", "Network", "Trace", "Gradients", "ChainRule",
+           "Trainer", "SGD", "Adam", "History", "EarlyStopping",
            "gradcheck", "explain", "datasets", "reference"]

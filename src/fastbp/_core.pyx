@@ -499,7 +499,8 @@ cdef class Kernel:
     def dtype(self):
         return np.dtype(np.float64 if self.typenum == cnp.NPY_DOUBLE else np.float32)
 
-    cdef _check_data(self, cnp.ndarray x, int width, str name, bint allow_1d):
+    cdef _check_data(self, cnp.ndarray x, int width, str name, bint allow_1d,
+                     bint check_finite=True):
         """x must be this kernel's dtype, C-contiguous, (n, width) or (width,)."""
         cdef int nd = cnp.PyArray_NDIM(x)
         if cnp.PyArray_TYPE(x) != self.typenum:
@@ -516,6 +517,8 @@ cdef class Kernel:
                 raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 0)} values; expected {width}")
         else:
             raise ValueError(f"{name} must be 2-D (n, {width}); got {nd}-D")
+        if not check_finite:
+            return
         if self.typenum == cnp.NPY_DOUBLE:
             ok = all_finite(<double*>cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
         else:
@@ -665,6 +668,104 @@ cdef class Kernel:
         return gW, gb, gX, total / n
 
 
+    # -- training -----------------------------------------------------------
+
+    def train(self, list weights, list biases, cnp.ndarray X, cnp.ndarray Y, order,
+              Py_ssize_t first, Py_ssize_t last, Py_ssize_t batch, int kind, double lr,
+              double momentum, bint nesterov, double beta1, double beta2, double eps,
+              double l2, list state1, list state2, long t, Workspace ws):
+        """Run mini-batch steps over positions [first, last) of `order` (int64
+        row indices, or None for the rows in order), updating the parameters
+        and the optimizer state (state1: momentum buffers or Adam's first
+        moments, state2: Adam's second moments, each [W..., b...]; empty lists
+        when unused) in place. `t` is the number of steps taken before.
+
+        Returns 0 (done), 1 (a cost was not finite) or 2 (an update was not
+        finite); `ws.steps_done` and `ws.loss_sum` (sum of C0 over the
+        examples of the completed steps) tell how far it got.
+        """
+        cdef Net net
+        cdef OptConf o
+        cdef void** pp
+        cdef const long long* order_p = NULL
+        cdef Py_ssize_t n, i, n_order
+        cdef int status, l
+        cdef cnp.ndarray ordered
+        self._check_data(X, self.sizes[0], "X", False, False)
+        self._check_data(Y, self.sizes[self.L], "Y", False, False)
+        n = _rows(X)
+        if _rows(Y) != n:
+            raise ValueError(f"Y has {_rows(Y)} rows; expected {n}")
+        if batch < 1 or batch > ws.batch:
+            raise ValueError(f"batch must be in [1, {ws.batch}]; got {batch}")
+        if kind != SGD and kind != ADAM:
+            raise ValueError(f"unknown optimizer code {kind}")
+        n_order = n
+        if order is not None:
+            ordered = <cnp.ndarray?>order
+            if (cnp.PyArray_TYPE(ordered) != cnp.NPY_INT64 or cnp.PyArray_NDIM(ordered) != 1
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(ordered)):
+                raise TypeError("order must be a 1-D C-contiguous int64 array")
+            n_order = cnp.PyArray_DIM(ordered, 0)
+            order_p = <const long long*>cnp.PyArray_DATA(ordered)
+            for i in range(n_order):
+                if order_p[i] < 0 or order_p[i] >= n:
+                    raise ValueError(f"order[{i}] = {order_p[i]} is not a row index in [0, {n})")
+        if not (0 <= first <= last <= n_order):
+            raise ValueError(f"need 0 <= first <= last <= {n_order}; got {first}, {last}")
+        o.kind = kind
+        o.lr = lr
+        o.momentum = momentum
+        o.nesterov = nesterov
+        o.beta1 = beta1
+        o.beta2 = beta2
+        o.eps = eps
+        o.l2 = l2
+        pp = <void**>malloc(6 * self.L * sizeof(void*))
+        if pp == NULL:
+            raise MemoryError()
+        ws.steps_done = 0
+        ws.loss_sum = 0
+        try:
+            refs = self._params(weights, biases, &net, pp, True)
+            states = self._states(state1, "state1", pp + 2 * self.L)
+            states2 = self._states(state2, "state2", pp + 4 * self.L)
+            if kind == ADAM and (not state1 or not state2):
+                raise ValueError("Adam needs both moment states")
+            if kind == SGD and momentum != 0 and not state1:
+                raise ValueError("SGD with momentum needs its velocity state")
+            if self.typenum == cnp.NPY_DOUBLE:
+                with nogil:
+                    status = _train_steps(&net, ws, <double*>cnp.PyArray_DATA(X),
+                                          <double*>cnp.PyArray_DATA(Y), order_p, n, first, last,
+                                          batch, &o,
+                                          <double**>(pp + 2 * self.L) if state1 else NULL,
+                                          <double**>(pp + 4 * self.L) if state2 else NULL, t)
+            else:
+                with nogil:
+                    status = _train_steps(&net, ws, <float*>cnp.PyArray_DATA(X),
+                                          <float*>cnp.PyArray_DATA(Y), order_p, n, first, last,
+                                          batch, &o,
+                                          <float**>(pp + 2 * self.L) if state1 else NULL,
+                                          <float**>(pp + 4 * self.L) if state2 else NULL, t)
+        finally:
+            free(pp)
+        return status
+
+    cdef tuple _states(self, list state, str name, void** out):
+        """Check an optimizer state list [W..., b...] (or []) and take pointers."""
+        cdef int l
+        if not state:
+            return ()
+        if len(state) != 2 * self.L:
+            raise ValueError(f"{name} must hold {2 * self.L} arrays; got {len(state)}")
+        refs = tuple(state)
+        for l in range(self.L):
+            out[l] = cnp.PyArray_DATA(self._checked(refs[l], name, l, 2, True))
+            out[self.L + l] = cnp.PyArray_DATA(self._checked(refs[self.L + l], name, l, 1, True))
+        return refs
+
+
 # ---------------------------------------------------------------------------
 # Drivers that own their scratch memory (GIL released inside).
 
@@ -760,3 +861,133 @@ cdef double _backprop(const Net* net, Py_ssize_t n, const floating* X, const flo
     free(buf)
     free(ap)
     return total
+
+
+# ---------------------------------------------------------------------------
+# Training: whole runs of mini-batch steps inside the core.
+
+cdef class Workspace:
+    """Scratch memory for training steps of up to `batch` rows, allocated once
+    per `fit` (or `step`) and reused for every mini-batch.
+
+    `steps_done` and `loss_sum` record the progress of the last `Kernel.train`
+    call as it goes, so they are right even when Ctrl-C interrupts it.
+    """
+    cdef void* mem
+    cdef readonly Py_ssize_t batch
+    cdef void** ptrs        # ap[L], zp[L], dW[L], db[L]
+    cdef void* Xb
+    cdef void* Yb
+    cdef void* D
+    cdef void* D2
+    cdef readonly long steps_done
+    cdef readonly double loss_sum
+
+    def __cinit__(self, Kernel kernel, Py_ssize_t batch):
+        cdef int l, L = kernel.L, m = kernel.sizes[kernel.L]
+        cdef Py_ssize_t item = 8 if kernel.typenum == cnp.NPY_DOUBLE else 4
+        cdef Py_ssize_t total = 0, off = 0
+        cdef char* base
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1; got {batch}")
+        self.batch = batch
+        for l in range(L):
+            total += batch * kernel.sizes[l + 1]                       # activations
+            total += kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
+        total += batch * (kernel.sizes[0] + 2 * m + 2 * kernel.max_width)  # Xb, Yb, zL, D, D2
+        self.mem = malloc(total * item + 64)
+        self.ptrs = <void**>malloc(4 * L * sizeof(void*))
+        if self.mem == NULL or self.ptrs == NULL:
+            raise MemoryError(f"cannot allocate {total * item} bytes of training buffers")
+        base = <char*>self.mem
+        for l in range(L):
+            self.ptrs[l] = base + off * item                       # A^(l+1)
+            self.ptrs[L + l] = self.ptrs[l]                        # Z^(l+1) computed in place
+            off += batch * kernel.sizes[l + 1]
+        self.ptrs[2 * L - 1] = base + off * item                   # Z^L kept for the cost
+        off += batch * m
+        for l in range(L):
+            self.ptrs[2 * L + l] = base + off * item               # dC/dW^(l+1)
+            off += kernel.sizes[l + 1] * kernel.sizes[l]
+            self.ptrs[3 * L + l] = base + off * item               # dC/db^(l+1)
+            off += kernel.sizes[l + 1]
+        self.Xb = base + off * item
+        off += batch * kernel.sizes[0]
+        self.Yb = base + off * item
+        off += batch * m
+        self.D = base + off * item
+        off += batch * kernel.max_width
+        self.D2 = base + off * item
+
+    def __dealloc__(self):
+        free(self.mem)
+        free(self.ptrs)
+
+
+cdef int _check_signals() except -1 nogil:
+    with gil:
+        return PyErr_CheckSignals()
+
+
+cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const floating* Y,
+                      const long long* order, Py_ssize_t n_rows, Py_ssize_t first,
+                      Py_ssize_t last, Py_ssize_t batch, const OptConf* o,
+                      floating** s1, floating** s2, long t) except -1 nogil:
+    """Mini-batch steps over positions [first, last) of `order` (or of the rows
+    when order is NULL). Returns 0, or 1 if a cost was not finite, 2 if an
+    update would not be finite (parameters and state then as before that step).
+    Raises KeyboardInterrupt (between steps) on Ctrl-C."""
+    cdef int L = net.L, l, n0 = net.sizes[0], m = net.sizes[net.L]
+    cdef floating** ap = <floating**>ws.ptrs
+    cdef floating** zp = ap + L
+    cdef floating** dW = ap + 2 * L
+    cdef floating** db = ap + 3 * L
+    cdef floating* Xb
+    cdef floating* Yb
+    cdef Py_ssize_t pos = first, nb, i, r
+    cdef double c
+    cdef bint ok
+    cdef floating* no_state = NULL
+    while pos < last:
+        nb = last - pos if last - pos < batch else batch
+        if order != NULL:
+            Xb = <floating*>ws.Xb
+            Yb = <floating*>ws.Yb
+            for i in range(nb):
+                r = order[pos + i]
+                memcpy(Xb + i * n0, X + r * n0, n0 * sizeof(floating))
+                memcpy(Yb + i * m, Y + r * m, m * sizeof(floating))
+        else:
+            Xb = <floating*>(X + pos * n0)
+            Yb = <floating*>(Y + pos * m)
+        run_forward(net, nb, Xb, zp, ap)
+        c = cost_and_delta(net.act[L - 1], net.cost, nb, m, zp[L - 1], ap[L - 1], Yb,
+                           <floating*>ws.D, <floating>(1.0 / nb))
+        if not _finite(c):
+            return 1
+        run_backward(net, nb, Xb, ap, <floating*>ws.D, <floating*>ws.D2, dW, db, <floating*>NULL)
+        ok = True
+        for l in range(L):
+            ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l],
+                                     dW[l], s1[l] if s1 != NULL else no_state,
+                                     s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
+            ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                                     s1[L + l] if s1 != NULL else no_state,
+                                     s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, False)
+        if not ok:
+            return 2
+        for l in range(L):
+            update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
+                         s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
+                         o.l2, t + 1, True)
+            update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                         s1[L + l] if s1 != NULL else no_state,
+                         s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, True)
+        t += 1
+        pos += nb
+        ws.steps_done += 1
+        ws.loss_sum += c
+        if ws.steps_done % SIGNAL_EVERY == 0:
+            _check_signals()
+    return 0
+

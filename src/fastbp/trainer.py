@@ -1,0 +1,305 @@
+"""`Trainer`: mini-batch gradient descent with whole epochs inside the compiled core.
+
+One call into the core runs every mini-batch of an epoch with the GIL
+released: gather the (shuffled) rows, forward, delta recurrence, gradient
+accumulation and the optimizer update, in buffers allocated once per `fit`.
+Python runs between epochs only (validation, callbacks, early stopping), or
+every few hundred steps when a progress bar is shown.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastbp import _checks, _core
+from fastbp.network import Network
+from fastbp.optimizers import SGD, Adam, optimizer_from
+
+_OK, _BAD_COST, _BAD_UPDATE = 0, 1, 2
+
+
+@dataclass
+class History:
+    """Per-epoch records of a `fit`: plain lists of floats, easy to plot.
+
+    ``loss[e]``: mean over the epoch's examples of the per-batch costs computed
+    during epoch e (before each update; l2 not included). ``val_loss[e]``,
+    ``val_accuracy[e]``: measured after epoch e (empty without validation
+    data). ``epoch_time[e]``: seconds of training in epoch e (validation excluded).
+    """
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    epoch_time: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.loss)
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when `val_loss` has not improved on its best by more than
+    `min_delta` for `patience` epochs (as Keras does); at the end of training
+    the parameters of the best epoch are restored."""
+
+    patience: int
+    min_delta: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "patience", _checks.integer(self.patience, "patience", minimum=1))
+        object.__setattr__(self, "min_delta", _checks.real(self.min_delta, "min_delta", minimum=0.0))
+
+
+class Trainer:
+    """Trains a `Network` by mini-batch gradient descent.
+
+    Parameters
+    ----------
+    network : Network
+    optimizer : "sgd", "adam", SGD or Adam
+        PyTorch's update rules; the strings give the defaults
+        (``SGD(lr=0.1)``, ``Adam(lr=1e-3)``).
+    batch_size : int
+        Examples per mini-batch (>= 1); the last batch of an epoch may be smaller.
+    l2 : float
+        Weight decay: ``l2 * W`` is added to each weight gradient (biases are not decayed).
+    shuffle : bool
+        Shuffle the examples at the start of each epoch, with a permutation
+        drawn from this trainer's generator.
+    seed : int, numpy.random.Generator or None
+        With the network's seed, makes training bit-for-bit reproducible.
+
+    Optimizer state (momentum buffers, Adam's moments and step count) lives
+    in the trainer and carries across `step` and `fit` calls.
+    """
+
+    def __init__(self, network, optimizer="sgd", batch_size=32, l2=0.0, shuffle=True, seed=None):
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a fastbp.Network; got {type(network).__name__}")
+        self.network = network
+        self.optimizer = optimizer_from(optimizer)
+        self.batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
+        self.l2 = _checks.real(l2, "l2", minimum=0.0)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be a bool; got {type(shuffle).__name__}")
+        self.shuffle = bool(shuffle)
+        self._rng = _checks.rng(seed)
+        self.history = History()
+        self.steps = 0          # optimizer steps taken (Adam's t)
+        self._state1, self._state2 = self._new_state()
+
+    def _new_state(self):
+        net = self.network
+        def zeros():
+            return [np.zeros_like(W) for W in net.weights] + [np.zeros_like(b) for b in net.biases]
+        opt = self.optimizer
+        if isinstance(opt, Adam):
+            return zeros(), zeros()
+        if opt.momentum != 0:
+            return zeros(), []
+        return [], []
+
+    def __repr__(self):
+        return (f"Trainer({self.network!r}, optimizer={self.optimizer!r}, batch_size={self.batch_size}, "
+                f"l2={self.l2}, shuffle={self.shuffle})")
+
+    # -- one step -------------------------------------------------------------
+
+    def step(self, X, Y):
+        """One gradient step on the mini-batch (X, Y); returns its cost, computed
+        before the update. Raises FloatingPointError, changing nothing, if the
+        cost or the update is not finite."""
+        X, Y, _ = self.network._data(X, Y)
+        with self._training():
+            ws = _core.Workspace(self.network._kernel, X.shape[0])
+            status = self._run(X, Y, None, 0, X.shape[0], X.shape[0], ws)
+            if status != _OK:
+                raise FloatingPointError(self._divergence(status, "this step"))
+            return ws.loss_sum / X.shape[0]
+
+    # -- whole epochs -----------------------------------------------------------
+
+    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=(), progress=None,
+            early_stopping=None):
+        """Train for `epochs` passes over (X, Y); returns the `History`
+        (also kept as ``trainer.history``).
+
+        validation_data : (X_val, Y_val), measured after every epoch.
+        callbacks : callables ``f(epoch, history)`` run after each epoch (epoch
+            counted from 0, history already holding it); training stops after
+            the epoch if any returns False.
+        progress : None (a bar on an interactive terminal only), True or False.
+            The bar uses tqdm when installed (``pip install fastbp[progress]``).
+        early_stopping : int patience or EarlyStopping; watches val_loss and
+            restores the best epoch's parameters at the end of training.
+
+        On a non-finite cost or update, raises FloatingPointError naming the
+        epoch and step; the network keeps the parameters from before that step.
+        On Ctrl-C the network is left at a completed step and the history holds
+        the finished epochs.
+        """
+        net = self.network
+        X, Y, _ = net._data(X, Y)
+        epochs = _checks.integer(epochs, "epochs", minimum=0)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a tuple (X_val, Y_val)")
+            Xv, Yv, _ = net._data(*validation_data)
+            labels = Yv.argmax(axis=1) if Yv.shape[1] > 1 else (Yv[:, 0] > 0.5).astype(np.int64)
+            val = (Xv, Yv, labels)
+        if callable(callbacks):
+            callbacks = (callbacks,)
+        callbacks = tuple(callbacks)
+        for f in callbacks:
+            if not callable(f):
+                raise TypeError(f"callbacks must be callables f(epoch, history); got {f!r}")
+        if early_stopping is not None:
+            if not isinstance(early_stopping, EarlyStopping):
+                early_stopping = EarlyStopping(early_stopping)
+            if val is None:
+                raise ValueError("early_stopping needs validation_data to watch val_loss")
+        if progress is None:
+            progress = sys.stderr.isatty()
+        elif not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be None, True or False; got {type(progress).__name__}")
+
+        self.history = history = History()
+        n = X.shape[0]
+        best = None                     # (val_loss, weights, biases) of the best epoch
+        wait = 0
+        with self._training():
+            ws = _core.Workspace(net._kernel, min(self.batch_size, n))
+            for epoch in range(epochs):
+                order = self._rng.permutation(n).astype(np.int64) if self.shuffle else None
+                start = time.perf_counter()
+                loss_sum = self._epoch(X, Y, order, ws, epoch, progress)
+                history.epoch_time.append(time.perf_counter() - start)
+                history.loss.append(loss_sum / n)
+                if val is not None:
+                    history.val_loss.append(float(net._kernel.cost_value(net.weights, net.biases, val[0], val[1])))
+                    history.val_accuracy.append(float(np.mean(net.predict(val[0]) == val[2])))
+                stop = False
+                for f in callbacks:
+                    if f(epoch, history) is False:
+                        stop = True
+                if early_stopping is not None:
+                    v = history.val_loss[-1]
+                    if best is None or v < best[0] - early_stopping.min_delta:
+                        best = (v, [W.copy() for W in net.weights], [b.copy() for b in net.biases])
+                        wait = 0
+                    else:
+                        wait += 1
+                        if wait >= early_stopping.patience:
+                            stop = True
+                if stop:
+                    break
+            if best is not None:
+                for P, B in zip(net.weights + net.biases, best[1] + best[2]):
+                    P[...] = B
+        return history
+
+    def _epoch(self, X, Y, order, ws, epoch, progress):
+        """One epoch, in one call into the core (or a few, to move a progress bar)."""
+        n, bs = X.shape[0], self.batch_size
+        n_batches = -(-n // bs)
+        if not progress:
+            chunks = [(0, n)]
+        else:
+            per = max(1, n_batches // 50) * bs
+            chunks = [(s, min(s + per, n)) for s in range(0, n, per)]
+        bar = _ProgressBar(n, epoch) if progress else None
+        loss_sum = 0.0
+        steps_before = self.steps
+        try:
+            for first, last in chunks:
+                status = self._run(X, Y, order, first, last, bs, ws)
+                loss_sum += ws.loss_sum
+                if status != _OK:
+                    step = self.steps - steps_before
+                    raise FloatingPointError(self._divergence(status, f"epoch {epoch}, step {step}"))
+                if bar is not None:
+                    bar.update(last - first, loss_sum / last)
+        finally:
+            if bar is not None:
+                bar.close()
+        return loss_sum
+
+    def _run(self, X, Y, order, first, last, batch, ws):
+        opt = self.optimizer
+        is_adam = isinstance(opt, Adam)
+        net = self.network
+        try:
+            status = net._kernel.train(
+                net.weights, net.biases, X, Y, order, first, last, batch,
+                _core.Optimizer.ADAM if is_adam else _core.Optimizer.SGD, opt.lr,
+                0.0 if is_adam else opt.momentum, False if is_adam else opt.nesterov,
+                opt.beta1 if is_adam else 0.0, opt.beta2 if is_adam else 0.0,
+                opt.eps if is_adam else 0.0, self.l2, self._state1, self._state2,
+                self.steps, ws)
+        finally:
+            self.steps += ws.steps_done
+        return status
+
+    def _divergence(self, status, where):
+        what = "cost" if status == _BAD_COST else "parameter update"
+        return (f"the {what} became NaN or infinite at {where}; training stopped and the "
+                f"network keeps its parameters from before that step (try a smaller learning rate)")
+
+    def _training(self):
+        return _TrainingLock(self.network)
+
+
+class _TrainingLock:
+    """One fit/step per network at a time: a second one raises RuntimeError."""
+
+    def __init__(self, network):
+        self.lock = network._train_lock
+
+    def __enter__(self):
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError("this network is already being trained (by another fit or step); "
+                               "train a copy() to train in parallel")
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False
+
+
+class _ProgressBar:
+    """tqdm when installed, else one line rewritten in place on stderr."""
+
+    def __init__(self, total, epoch):
+        self.start = time.perf_counter()
+        self.done = 0
+        self.total = total
+        self.epoch = epoch
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            self.bar = None
+        else:
+            self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}", unit="ex", leave=False,
+                            unit_scale=True)
+
+    def update(self, k, loss):
+        self.done += k
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            self.bar.update(k)
+        else:
+            sys.stderr.write(f"\repoch {self.epoch + 1}: {self.done}/{self.total} "
+                             f"loss {loss:.4g} {rate:,.0f} examples/s")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            sys.stderr.write("\n")
