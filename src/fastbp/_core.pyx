@@ -335,56 +335,81 @@ cdef struct OptConf:
     bint nesterov
 
 
+cdef inline int _bad(floating x) noexcept nogil:
+    # 1 for NaN or +-inf, branch-free so the loops below vectorize.
+    return (x - x) != 0
+
+
+cdef int sgd_plain(Py_ssize_t size, floating* p, const floating* g, floating lr,
+                   floating wd, bint write) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    if write:
+        for i in range(size):
+            p[i] = p[i] - lr * (g[i] + wd * p[i])
+    else:
+        for i in range(size):
+            bad |= _bad(p[i] - lr * (g[i] + wd * p[i]))
+    return bad
+
+
+cdef int sgd_momentum(Py_ssize_t size, floating* p, const floating* g, floating* buf,
+                      floating lr, floating mu, floating wd, bint nesterov,
+                      bint write) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    cdef floating gi, b
+    for i in range(size):
+        gi = g[i] + wd * p[i]
+        b = mu * buf[i] + gi
+        if nesterov:
+            gi = gi + mu * b
+        else:
+            gi = b
+        if write:
+            buf[i] = b
+            p[i] = p[i] - lr * gi
+        else:
+            bad |= _bad(b) | _bad(p[i] - lr * gi)
+    return bad
+
+
+cdef int adam(Py_ssize_t size, floating* p, const floating* g, floating* m1, floating* m2,
+              floating step_size, floating bc2_sqrt, floating b1, floating b2, floating eps,
+              floating wd, bint write) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    cdef floating gi, m, v
+    for i in range(size):
+        gi = g[i] + wd * p[i]
+        m = m1[i] + (1 - b1) * (gi - m1[i])        # torch: exp_avg.lerp_(grad, 1 - beta1)
+        v = b2 * m2[i] + (1 - b2) * gi * gi
+        if write:
+            m1[i] = m
+            m2[i] = v
+            p[i] = p[i] - step_size * (m / (_sqrt(v) / bc2_sqrt + eps))
+        else:
+            bad |= _bad(m) | _bad(v) | _bad(p[i] - step_size * (m / (_sqrt(v) / bc2_sqrt + eps)))
+    return bad
+
+
 cdef bint update_array(const OptConf* o, Py_ssize_t size, floating* p,
                        const floating* g, floating* s1, floating* s2,
                        double l2, long t, bint write) noexcept nogil:
-    """Update one parameter array in place (if write) or check (if not).
-
-    SGD: s1 = momentum buffer. Adam: s1 = first moment, s2 = second moment;
-    t is the step number counted from 1.
-    """
-    cdef Py_ssize_t i
-    cdef floating gi, buf, pn, m, v, denom
-    cdef floating lr = <floating>o.lr
-    cdef floating mu = <floating>o.momentum
-    cdef floating wd = <floating>l2
-    cdef floating b1 = <floating>o.beta1, b2 = <floating>o.beta2, eps = <floating>o.eps
-    cdef floating step_size = 0, bc2_sqrt = 0
-    cdef floating acc = 0
+    """Update one parameter array in place (if write), or only check that the
+    update would be finite (if not). SGD: s1 = momentum buffer. Adam: s1, s2 =
+    first and second moments; t is the step number counted from 1."""
+    cdef int bad
     if o.kind == ADAM:
-        step_size = <floating>(o.lr / (1 - pow(o.beta1, <double>t)))
-        bc2_sqrt = <floating>sqrt(1 - pow(o.beta2, <double>t))
-    for i in range(size):
-        gi = g[i]
-        if wd != 0:
-            gi = gi + wd * p[i]
-        if o.kind == SGD:
-            if mu != 0:
-                buf = mu * s1[i] + gi
-                if o.nesterov:
-                    gi = gi + mu * buf
-                else:
-                    gi = buf
-                if write:
-                    s1[i] = buf
-                else:
-                    acc = acc + buf * 0
-            pn = p[i] - lr * gi
-        else:
-            m = s1[i] + (1 - b1) * (gi - s1[i])      # torch: exp_avg.lerp_(grad, 1 - beta1)
-            v = b2 * s2[i] + (1 - b2) * gi * gi
-            denom = _sqrt(v) / bc2_sqrt + eps
-            pn = p[i] - step_size * (m / denom)
-            if write:
-                s1[i] = m
-                s2[i] = v
-            else:
-                acc = acc + (m + v) * 0
-        if write:
-            p[i] = pn
-        else:
-            acc = acc + pn * 0
-    return acc == 0
+        bad = adam(size, p, g, s1, s2, <floating>(o.lr / (1 - pow(o.beta1, <double>t))),
+                   <floating>sqrt(1 - pow(o.beta2, <double>t)), <floating>o.beta1,
+                   <floating>o.beta2, <floating>o.eps, <floating>l2, write)
+    elif o.momentum != 0:
+        bad = sgd_momentum(size, p, g, s1, <floating>o.lr, <floating>o.momentum,
+                           <floating>l2, o.nesterov, write)
+    else:
+        bad = sgd_plain(size, p, g, <floating>o.lr, <floating>l2, write)
+    return bad == 0
 
 
 # ---------------------------------------------------------------------------
