@@ -19,6 +19,7 @@ cimport cython
 from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
+from libc.stdint cimport uint32_t, uint64_t
 from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
 from cpython.exc cimport PyErr_CheckSignals
 
@@ -315,13 +316,37 @@ cdef void run_backward(const Net* net, Py_ssize_t n, const floating* X,
                  <const floating*>net.W[0], n_in, <floating>0, dX, n_in)
 
 
+cdef inline uint64_t _zbits(floating x) noexcept nogil:
+    # The bits of x * 0: +-0 (no exponent bits) for finite x, NaN for inf/NaN.
+    # OR-ing these is an integer reduction, which compilers vectorize (a
+    # floating-point or comparison reduction they would not).
+    cdef double d
+    cdef float f
+    cdef uint64_t u = 0
+    cdef uint32_t w = 0
+    if floating is double:
+        d = x * 0
+        memcpy(&u, &d, 8)
+        return u
+    else:
+        f = x * 0
+        memcpy(&w, &f, 4)
+        return w
+
+
+cdef inline int _any_bad(uint64_t acc, floating dummy) noexcept nogil:
+    if floating is double:
+        return (acc & 0x7FF0000000000000ULL) != 0
+    else:
+        return (acc & 0x7F800000ULL) != 0
+
+
 cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating acc = 0
-    # x * 0 is 0 for finite x and NaN for inf/NaN; one branch at the end.
+    cdef uint64_t acc = 0
     for i in range(size):
-        acc = acc + x[i] * 0
-    return acc == 0
+        acc |= _zbits(x[i])
+    return not _any_bad(acc, x[0])
 
 
 # ---------------------------------------------------------------------------
@@ -335,50 +360,42 @@ cdef struct OptConf:
     bint nesterov
 
 
-cdef inline int _bad(floating x) noexcept nogil:
-    # 1 for NaN or +-inf, branch-free so the loops below vectorize.
-    return (x - x) != 0
-
-
 cdef int sgd_plain(Py_ssize_t size, floating* p, const floating* g, floating lr,
                    floating wd, bint write) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int bad = 0
+    cdef uint64_t acc = 0
     if write:
         for i in range(size):
             p[i] = p[i] - lr * (g[i] + wd * p[i])
     else:
         for i in range(size):
-            bad |= _bad(p[i] - lr * (g[i] + wd * p[i]))
-    return bad
+            acc |= _zbits(p[i] - lr * (g[i] + wd * p[i]))
+    return _any_bad(acc, lr)
 
 
 cdef int sgd_momentum(Py_ssize_t size, floating* p, const floating* g, floating* buf,
                       floating lr, floating mu, floating wd, bint nesterov,
                       bint write) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int bad = 0
+    cdef uint64_t acc = 0
     cdef floating gi, b
     for i in range(size):
         gi = g[i] + wd * p[i]
         b = mu * buf[i] + gi
-        if nesterov:
-            gi = gi + mu * b
-        else:
-            gi = b
+        gi = gi + mu * b if nesterov else b
         if write:
             buf[i] = b
             p[i] = p[i] - lr * gi
         else:
-            bad |= _bad(b) | _bad(p[i] - lr * gi)
-    return bad
+            acc |= _zbits(b) | _zbits(p[i] - lr * gi)
+    return _any_bad(acc, lr)
 
 
 cdef int adam(Py_ssize_t size, floating* p, const floating* g, floating* m1, floating* m2,
               floating step_size, floating bc2_sqrt, floating b1, floating b2, floating eps,
               floating wd, bint write) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int bad = 0
+    cdef uint64_t acc = 0
     cdef floating gi, m, v
     for i in range(size):
         gi = g[i] + wd * p[i]
@@ -389,8 +406,8 @@ cdef int adam(Py_ssize_t size, floating* p, const floating* g, floating* m1, flo
             m2[i] = v
             p[i] = p[i] - step_size * (m / (_sqrt(v) / bc2_sqrt + eps))
         else:
-            bad |= _bad(m) | _bad(v) | _bad(p[i] - step_size * (m / (_sqrt(v) / bc2_sqrt + eps)))
-    return bad
+            acc |= _zbits(m) | _zbits(v) | _zbits(p[i] - step_size * (m / (_sqrt(v) / bc2_sqrt + eps)))
+    return _any_bad(acc, eps)
 
 
 cdef bint update_array(const OptConf* o, Py_ssize_t size, floating* p,
