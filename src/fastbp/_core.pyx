@@ -20,7 +20,7 @@ from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint32_t, uint64_t
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
+from libc.math cimport fabs, exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
 from cpython.exc cimport PyErr_CheckSignals
 
 cimport numpy as cnp
@@ -715,7 +715,8 @@ cdef class Kernel:
     def train(self, list weights, list biases, cnp.ndarray X, cnp.ndarray Y, order,
               Py_ssize_t first, Py_ssize_t last, Py_ssize_t batch, int kind, double lr,
               double momentum, bint nesterov, double beta1, double beta2, double eps,
-              double l2, list state1, list state2, long t, Workspace ws):
+              double l2, list state1, list state2, long t, Workspace ws,
+              double x_absmax=-1):
         """Run mini-batch steps over positions [first, last) of `order` (int64
         row indices, or None for the rows in order), updating the parameters
         and the optimizer state (state1: momentum buffers or Adam's first
@@ -766,6 +767,10 @@ cdef class Kernel:
         pp = <void**>malloc(6 * self.L * sizeof(void*))
         if pp == NULL:
             raise MemoryError()
+        if not x_absmax >= 0:
+            # Bound on |X| for the overflow proof of the fused SGD path; callers
+            # that train repeatedly on the same X pass it in (see trainer.py).
+            x_absmax = float(max(abs(float(np.max(X))), abs(float(np.min(X)))))
         ws.steps_done = 0
         ws.loss_sum = 0
         try:
@@ -782,14 +787,14 @@ cdef class Kernel:
                                           <double*>cnp.PyArray_DATA(Y), order_p, n, first, last,
                                           batch, &o,
                                           <double**>(pp + 2 * self.L) if state1 else NULL,
-                                          <double**>(pp + 4 * self.L) if state2 else NULL, t)
+                                          <double**>(pp + 4 * self.L) if state2 else NULL, t, x_absmax)
             else:
                 with nogil:
                     status = _train_steps(&net, ws, <float*>cnp.PyArray_DATA(X),
                                           <float*>cnp.PyArray_DATA(Y), order_p, n, first, last,
                                           batch, &o,
                                           <float**>(pp + 2 * self.L) if state1 else NULL,
-                                          <float**>(pp + 4 * self.L) if state2 else NULL, t)
+                                          <float**>(pp + 4 * self.L) if state2 else NULL, t, x_absmax)
         finally:
             free(pp)
         return status
@@ -917,11 +922,10 @@ cdef class Workspace:
     """
     cdef void* mem
     cdef readonly Py_ssize_t batch
-    cdef void** ptrs        # ap[L], zp[L], dW[L], db[L]
+    cdef void** ptrs        # A[L], Z[L], dW[L], db[L], D[L] (per-layer deltas)
+    cdef double* bounds     # upper bounds on max|W^l| (L) and max|b^l| (L)
     cdef void* Xb
     cdef void* Yb
-    cdef void* D
-    cdef void* D2
     cdef readonly long steps_done
     cdef readonly double loss_sum
 
@@ -934,17 +938,20 @@ cdef class Workspace:
             raise ValueError(f"batch must be >= 1; got {batch}")
         self.batch = batch
         for l in range(L):
-            total += batch * kernel.sizes[l + 1]                       # activations
+            total += 2 * batch * kernel.sizes[l + 1]                  # activations, deltas
             total += kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
-        total += batch * (kernel.sizes[0] + 2 * m + 2 * kernel.max_width)  # Xb, Yb, zL, D, D2
+        total += batch * (kernel.sizes[0] + 2 * m)                    # Xb, Yb, Z^L
         self.mem = malloc(total * item + 64)
-        self.ptrs = <void**>malloc(4 * L * sizeof(void*))
-        if self.mem == NULL or self.ptrs == NULL:
+        self.ptrs = <void**>malloc(5 * L * sizeof(void*))
+        self.bounds = <double*>malloc(2 * L * sizeof(double))
+        if self.mem == NULL or self.ptrs == NULL or self.bounds == NULL:
             raise MemoryError(f"cannot allocate {total * item} bytes of training buffers")
         base = <char*>self.mem
         for l in range(L):
             self.ptrs[l] = base + off * item                       # A^(l+1)
             self.ptrs[L + l] = self.ptrs[l]                        # Z^(l+1) computed in place
+            off += batch * kernel.sizes[l + 1]
+            self.ptrs[4 * L + l] = base + off * item               # D^(l+1) = dC/dZ^(l+1)
             off += batch * kernel.sizes[l + 1]
         self.ptrs[2 * L - 1] = base + off * item                   # Z^L kept for the cost
         off += batch * m
@@ -956,40 +963,89 @@ cdef class Workspace:
         self.Xb = base + off * item
         off += batch * kernel.sizes[0]
         self.Yb = base + off * item
-        off += batch * m
-        self.D = base + off * item
-        off += batch * kernel.max_width
-        self.D2 = base + off * item
 
     def __dealloc__(self):
         free(self.mem)
         free(self.ptrs)
-
+        free(self.bounds)
 
 cdef int _check_signals() except -1 nogil:
     with gil:
         return PyErr_CheckSignals()
 
 
+cdef double absmax(const floating* x, Py_ssize_t size) noexcept nogil:
+    """max |x_i| (NaN if any x_i is NaN)."""
+    cdef Py_ssize_t i
+    cdef double m = 0, v
+    for i in range(size):
+        v = fabs(x[i])
+        if not (v <= m):
+            m = v
+    return m
+
+
+cdef void layer_deltas(const Net* net, Py_ssize_t n, floating** Ap, floating** Ds) noexcept nogil:
+    """The delta recurrence: Ds[l-1] = (Ds[l] W^(l+1)) * sigma'(Z^l), from Ds[L-1] down."""
+    cdef int l
+    for l in range(net.L - 1, 0, -1):
+        gemm(NoTrans, NoTrans, <int>n, net.sizes[l], net.sizes[l + 1], <floating>1, Ds[l],
+             net.sizes[l + 1], <const floating*>net.W[l], net.sizes[l], <floating>0, Ds[l - 1],
+             net.sizes[l])
+        times_derivative(net.act[l - 1], n * net.sizes[l], Ap[l - 1], Ds[l - 1])
+
+
+cdef void column_sums(Py_ssize_t n, int m, const floating* D, floating* out) noexcept nogil:
+    cdef Py_ssize_t i, j
+    memcpy(out, D, m * sizeof(floating))
+    for i in range(1, n):
+        for j in range(m):
+            out[j] = out[j] + D[i * m + j]
+
+
+cdef void exact_bounds(const Net* net, double* bounds, const floating* like) noexcept nogil:
+    # `like` only selects float32 or float64.
+    cdef int l
+    for l in range(net.L):
+        bounds[l] = absmax(<floating*>net.W[l], <Py_ssize_t>net.sizes[l + 1] * net.sizes[l])
+        bounds[net.L + l] = absmax(<floating*>net.b[l], net.sizes[l + 1])
+
+
 cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const floating* Y,
                       const long long* order, Py_ssize_t n_rows, Py_ssize_t first,
                       Py_ssize_t last, Py_ssize_t batch, const OptConf* o,
-                      floating** s1, floating** s2, long t) except -1 nogil:
+                      floating** s1, floating** s2, long t, double x_absmax) except -1 nogil:
     """Mini-batch steps over positions [first, last) of `order` (or of the rows
     when order is NULL). Returns 0, or 1 if a cost was not finite, 2 if an
     update would not be finite (parameters and state then as before that step).
-    Raises KeyboardInterrupt (between steps) on Ctrl-C."""
-    cdef int L = net.L, l, n0 = net.sizes[0], m = net.sizes[net.L]
+    Raises KeyboardInterrupt (between steps) on Ctrl-C.
+
+    Plain SGD (no momentum) takes a fused path: each weight update is one gemm
+    straight into W (W = (1 - lr l2) W - lr D^T A), with no gradient buffer.
+    It is taken only when running upper bounds on |W|, |b| and the gradient
+    prove that the update cannot overflow (so it is finite, as the spec
+    requires); otherwise the step takes the checked two-pass path.
+    """
+    cdef int L = net.L, l, n0 = net.sizes[0], m = net.sizes[net.L], n_in, n_out
     cdef floating** ap = <floating**>ws.ptrs
     cdef floating** zp = ap + L
     cdef floating** dW = ap + 2 * L
     cdef floating** db = ap + 3 * L
+    cdef floating** Ds = ap + 4 * L
+    cdef double* wbound = ws.bounds
+    cdef double* bbound = ws.bounds + L
     cdef floating* Xb
     cdef floating* Yb
-    cdef Py_ssize_t pos = first, nb, i, r
-    cdef double c
-    cdef bint ok
+    cdef const floating* a_prev
+    cdef Py_ssize_t pos = first, nb, i, j, r
+    cdef double c, dmax, amax, grad_w, grad_b, decay, limit
+    cdef bint ok, fused_ok
+    cdef bint plain_sgd = o.kind == SGD and o.momentum == 0
     cdef floating* no_state = NULL
+    limit = 1e300 if floating is double else 1e37
+    decay = fabs(1 - o.lr * o.l2)
+    if plain_sgd:
+        exact_bounds(net, ws.bounds, X)
     while pos < last:
         nb = last - pos if last - pos < batch else batch
         if order != NULL:
@@ -1004,27 +1060,66 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             Yb = <floating*>(Y + pos * m)
         run_forward(net, nb, Xb, zp, ap)
         c = cost_and_delta(net.act[L - 1], net.cost, nb, m, zp[L - 1], ap[L - 1], Yb,
-                           <floating*>ws.D, <floating>(1.0 / nb))
+                           Ds[L - 1], <floating>(1.0 / nb))
         if not _finite(c):
             return 1
-        run_backward(net, nb, Xb, ap, <floating*>ws.D, <floating*>ws.D2, dW, db, <floating*>NULL)
-        ok = True
-        for l in range(L):
-            ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l],
-                                     dW[l], s1[l] if s1 != NULL else no_state,
-                                     s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
-            ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
-                                     s1[L + l] if s1 != NULL else no_state,
-                                     s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, False)
-        if not ok:
-            return 2
-        for l in range(L):
-            update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
-                         s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
-                         o.l2, t + 1, True)
-            update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
-                         s1[L + l] if s1 != NULL else no_state,
-                         s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, True)
+        layer_deltas(net, nb, ap, Ds)
+
+        fused_ok = False
+        if plain_sgd:
+            # Can W - lr * D^T A overflow? |sum_i D_ij A_ik| <= nb max|D| max|A|.
+            fused_ok = True
+            for l in range(L):
+                dmax = absmax(Ds[l], nb * net.sizes[l + 1])
+                amax = x_absmax if l == 0 else absmax(ap[l - 1], nb * net.sizes[l])
+                grad_w = nb * dmax * amax
+                grad_b = nb * dmax
+                if not (grad_w < limit and grad_b < limit
+                        and decay * wbound[l] + o.lr * grad_w < limit
+                        and bbound[l] + o.lr * grad_b < limit):
+                    fused_ok = False
+            if fused_ok:
+                for l in range(L):
+                    n_in = net.sizes[l]
+                    n_out = net.sizes[l + 1]
+                    a_prev = Xb if l == 0 else ap[l - 1]
+                    gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>(-o.lr), Ds[l], n_out,
+                         a_prev, n_in, <floating>(1 - o.lr * o.l2), <floating*>net.W[l], n_in)
+                    column_sums(nb, n_out, Ds[l], db[l])
+                    for j in range(n_out):
+                        (<floating*>net.b[l])[j] -= <floating>o.lr * db[l][j]
+                    dmax = absmax(Ds[l], nb * n_out)
+                    amax = x_absmax if l == 0 else absmax(ap[l - 1], nb * n_in)
+                    wbound[l] = decay * wbound[l] + o.lr * nb * dmax * amax
+                    bbound[l] = bbound[l] + o.lr * nb * dmax
+
+        if not fused_ok:
+            for l in range(L):
+                n_in = net.sizes[l]
+                n_out = net.sizes[l + 1]
+                a_prev = Xb if l == 0 else ap[l - 1]
+                gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>1, Ds[l], n_out, a_prev,
+                     n_in, <floating>0, dW[l], n_in)
+                column_sums(nb, n_out, Ds[l], db[l])
+            ok = True
+            for l in range(L):
+                ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l],
+                                         dW[l], s1[l] if s1 != NULL else no_state,
+                                         s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
+                ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                                         s1[L + l] if s1 != NULL else no_state,
+                                         s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, False)
+            if not ok:
+                return 2
+            for l in range(L):
+                update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
+                             s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
+                             o.l2, t + 1, True)
+                update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                             s1[L + l] if s1 != NULL else no_state,
+                             s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, True)
+            if plain_sgd:
+                exact_bounds(net, ws.bounds, X)
         t += 1
         pos += nb
         ws.steps_done += 1

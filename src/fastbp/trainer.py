@@ -39,6 +39,20 @@ class History:
     def __len__(self):
         return len(self.loss)
 
+    def _record(self, loss, seconds, val_loss=None, val_accuracy=None):
+        """Append one epoch to every list, or (if interrupted) to none of them."""
+        n = len(self.loss)
+        try:
+            self.loss.append(loss)
+            self.epoch_time.append(seconds)
+            if val_loss is not None:
+                self.val_loss.append(val_loss)
+                self.val_accuracy.append(val_accuracy)
+        except BaseException:
+            for values in (self.loss, self.epoch_time, self.val_loss, self.val_accuracy):
+                del values[n:]
+            raise
+
 
 @dataclass(frozen=True)
 class EarlyStopping:
@@ -114,8 +128,10 @@ class Trainer:
         before the update. Raises FloatingPointError, changing nothing, if the
         cost or the update is not finite."""
         X, Y, _ = self.network._data(X, Y)
+        _check_finite(X, "X")
         with self._training():
             ws = _core.Workspace(self.network._kernel, X.shape[0])
+            self._x_absmax = _absmax(X)
             status = self._run(X, Y, None, 0, X.shape[0], X.shape[0], ws)
             if status != _OK:
                 raise FloatingPointError(self._divergence(status, "this step"))
@@ -144,12 +160,14 @@ class Trainer:
         """
         net = self.network
         X, Y, _ = net._data(X, Y)
+        _check_finite(X, "X")
         epochs = _checks.integer(epochs, "epochs", minimum=0)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, Y_val)")
             Xv, Yv, _ = net._data(*validation_data)
+            _check_finite(Xv, "the validation X")
             labels = Yv.argmax(axis=1) if Yv.shape[1] > 1 else (Yv[:, 0] > 0.5).astype(np.int64)
             val = (Xv, Yv, labels)
         if callable(callbacks):
@@ -174,15 +192,17 @@ class Trainer:
         wait = 0
         with self._training():
             ws = _core.Workspace(net._kernel, min(self.batch_size, n))
+            self._x_absmax = _absmax(X)
             for epoch in range(epochs):
                 order = self._rng.permutation(n).astype(np.int64) if self.shuffle else None
                 start = time.perf_counter()
                 loss_sum = self._epoch(X, Y, order, ws, epoch, progress)
-                history.epoch_time.append(time.perf_counter() - start)
-                history.loss.append(loss_sum / n)
+                seconds = time.perf_counter() - start
+                val_loss = val_accuracy = None
                 if val is not None:
-                    history.val_loss.append(float(net._kernel.cost_value(net.weights, net.biases, val[0], val[1])))
-                    history.val_accuracy.append(float(np.mean(net.predict(val[0]) == val[2])))
+                    val_loss = float(net._kernel.cost_value(net.weights, net.biases, val[0], val[1]))
+                    val_accuracy = float(np.mean(net.predict(val[0]) == val[2]))
+                history._record(loss_sum / n, seconds, val_loss, val_accuracy)
                 stop = False
                 for f in callbacks:
                     if f(epoch, history) is False:
@@ -205,7 +225,8 @@ class Trainer:
 
     def _epoch(self, X, Y, order, ws, epoch, progress):
         """One epoch, in one call into the core (or a few, to move a progress bar)."""
-        n, bs = X.shape[0], self.batch_size
+        n = X.shape[0]
+        bs = min(self.batch_size, n)     # the workspace holds min(batch_size, n) rows
         n_batches = -(-n // bs)
         if not progress:
             chunks = [(0, n)]
@@ -240,7 +261,7 @@ class Trainer:
                 0.0 if is_adam else opt.momentum, False if is_adam else opt.nesterov,
                 opt.beta1 if is_adam else 0.0, opt.beta2 if is_adam else 0.0,
                 opt.eps if is_adam else 0.0, self.l2, self._state1, self._state2,
-                self.steps, ws)
+                self.steps, ws, self._x_absmax)
         finally:
             self.steps += ws.steps_done
         return status
@@ -252,6 +273,26 @@ class Trainer:
 
     def _training(self):
         return _TrainingLock(self.network)
+
+
+def _check_finite(X, what):
+    """ValueError if X holds NaN or infinity. `Network._data` leaves this check to
+    the core for arrays that need no conversion, and `Kernel.train` skips it (to
+    keep it out of every epoch), so the trainer makes it once per call.
+    The sum is finite exactly when every element is (NaN and inf propagate),
+    unless it overflows; only then is X checked element by element."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = X.sum()
+    if np.isfinite(total):
+        return
+    for start in range(0, X.shape[0], 4096):
+        if not np.isfinite(X[start:start + 4096]).all():
+            raise ValueError(f"{what} contains NaN or infinity; expected finite values")
+
+
+def _absmax(X):
+    """max |X|, without a temporary the size of X (the core's overflow proof uses it)."""
+    return float(max(abs(float(X.max())), abs(float(X.min()))))
 
 
 class _TrainingLock:
