@@ -1040,7 +1040,11 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     cdef Py_ssize_t pos = first, nb, i, j, r
     cdef double c, dmax, amax, grad_w, grad_b, decay, limit
     cdef bint ok, fused_ok
-    cdef bint plain_sgd = o.kind == SGD and o.momentum == 0
+    # The fused path also needs lr and 1 - lr l2 to be finite in the network's
+    # dtype (a float32 network with lr > 3.4e38 takes the checked path, which
+    # reports the non-finite update).
+    cdef bint plain_sgd = (o.kind == SGD and o.momentum == 0 and _finite(<floating>o.lr)
+                           and _finite(<floating>(1 - o.lr * o.l2)))
     cdef floating* no_state = NULL
     limit = 1e300 if floating is double else 1e37
     decay = fabs(1 - o.lr * o.l2)

@@ -186,11 +186,11 @@ class Trainer:
         elif not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be None, True or False; got {type(progress).__name__}")
 
-        self.history = history = History()
         n = X.shape[0]
         best = None                     # (val_loss, weights, biases) of the best epoch
         wait = 0
         with self._training():
+            self.history = history = History()   # only once this fit holds the network
             ws = _core.Workspace(net._kernel, min(self.batch_size, n))
             self._x_absmax = _absmax(X)
             for epoch in range(epochs):

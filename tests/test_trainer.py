@@ -1,0 +1,1073 @@
+"""`fastbp.Trainer`: fused training epochs against the NumPy oracle (reference.py),
+optimizer state, History, callbacks, early stopping, divergence, bad arguments,
+threads, Ctrl-C, progress bars, memory, and learning the shipped digits for real.
+
+The oracle is ``reference.train_epoch`` (itself checked against torch.optim in
+test_reference.py), run on copies of the network's parameters in the network's
+dtype, with the orders the trainer documents: ``arange(n)`` without shuffling,
+``np.random.default_rng(seed).permutation(n)`` once per epoch with it.
+"""
+
+import _thread
+import os
+import re
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import reference as ref
+
+# -- helpers ----------------------------------------------------------------------------
+
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+# (id, fastbp optimizer, reference optimizer spec)
+OPTIMIZERS = [
+    ("sgd", fastbp.SGD(lr=0.5), ("sgd", dict(lr=0.5))),
+    ("momentum", fastbp.SGD(lr=0.2, momentum=0.9),
+     ("sgd", dict(lr=0.2, momentum=0.9))),
+    ("nesterov", fastbp.SGD(lr=0.2, momentum=0.9, nesterov=True),
+     ("sgd", dict(lr=0.2, momentum=0.9, nesterov=True))),
+    ("adam", fastbp.Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-7),
+     ("adam", dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-7))),
+]
+OPT_IDS = [o[0] for o in OPTIMIZERS]
+
+# (activation, output, cost) layouts of a [5, 7, 6, 3] network
+LAYOUTS = [("tanh", "sigmoid", "quadratic"), ("relu", "softmax", "log_loss")]
+
+
+def make_net(layout=LAYOUTS[0], dtype=np.float64, seed=0, sizes=(5, 7, 6, 3)):
+    """A network with non-zero biases, so that every parameter matters."""
+    activation, output, cost = layout
+    net = fastbp.Network(list(sizes), activation=activation, output=output, cost=cost,
+                         dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    for b in net.biases:
+        b[...] = rng.normal(0.0, 0.3, b.shape)
+    return net
+
+
+def make_data(net, n, seed=1):
+    """(X, Y) in the network's dtype: Y any reals for quadratic, soft targets else."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0.0, 1.0, (n, net.sizes[0]))
+    if net.cost_name == "quadratic":
+        Y = rng.normal(0.0, 1.0, (n, net.sizes[-1]))
+    else:
+        Y = rng.uniform(0.0, 1.0, (n, net.sizes[-1]))
+    return X.astype(net.dtype), Y.astype(net.dtype)
+
+
+def snapshot(net):
+    """Every parameter's dtype, shape and bytes: equal snapshots mean bit-identical."""
+    return [(a.dtype.str, a.shape, a.tobytes()) for a in (*net.weights, *net.biases)]
+
+
+def opt_state(trainer):
+    """The trainer's optimizer state (momentum buffers / Adam moments and step count).
+
+    The spec makes this state observable only through later steps; the tests read
+    the trainer's arrays directly to check that a failing step left it alone."""
+    return (trainer.steps, [a.tobytes() for a in trainer._state1],
+            [a.tobytes() for a in trainer._state2])
+
+
+def rel_err(got, want):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape
+    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300))
+
+
+class Oracle:
+    """reference.train_epoch on copies of a network's parameters (same dtype)."""
+
+    def __init__(self, net, opt_spec, l2=0.0):
+        self.weights = [W.copy() for W in net.weights]
+        self.biases = [b.copy() for b in net.biases]
+        self.activations = list(net.activations)
+        self.cost = net.cost_name
+        self.opt = opt_spec
+        self.l2 = l2
+        self.state = ref.init_state(self.weights, self.biases, opt_spec)
+
+    def epoch(self, X, Y, order, batch_size):
+        return ref.train_epoch(self.weights, self.biases, self.activations, self.cost, X, Y,
+                               np.asarray(order), batch_size, self.opt, self.state, l2=self.l2)
+
+    def assert_matches(self, net, rtol):
+        for got, want in zip(net.weights + net.biases, self.weights + self.biases):
+            assert got.dtype == want.dtype
+            assert rel_err(got, want) <= rtol
+
+
+def replay_steps(net0, X, Y, optimizer, batch_size, k, l2=0.0):
+    """A copy of net0 after the first k mini-batch steps of unshuffled epochs over
+    (X, Y), done by a fresh trainer with `step`; returns (net, trainer)."""
+    net = net0.copy()
+    tr = fastbp.Trainer(net, optimizer, batch_size=batch_size, l2=l2, shuffle=False)
+    n = X.shape[0]
+    starts = list(range(0, n, batch_size))
+    for i in range(k):
+        s = starts[i % len(starts)]
+        tr.step(X[s:s + batch_size], Y[s:s + batch_size])
+    return net, tr
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- fit equals the reference -------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("l2", [0.0, 0.01], ids=["l2=0", "l2=0.01"])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: l[2])
+def test_fit_unshuffled_equals_reference(layout, opt_id, optimizer, spec, l2, dtype):
+    net = make_net(layout, dtype)
+    X, Y = make_data(net, 23)             # batches of 5: 5, 5, 5, 5, 3
+    oracle = Oracle(net, spec, l2)
+    tr = fastbp.Trainer(net, optimizer, batch_size=5, l2=l2, shuffle=False, seed=0)
+    hist = tr.fit(X, Y, epochs=3)
+    rtol = RTOL[np.dtype(dtype)]
+    want = [oracle.epoch(X, Y, np.arange(23), 5) for _ in range(3)]
+    oracle.assert_matches(net, rtol)
+    assert len(hist.loss) == 3
+    for got, w in zip(hist.loss, want):
+        assert got == pytest.approx(w, rel=rtol)
+    assert tr.steps == 15
+    assert hist is tr.history
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_fit_shuffled_equals_reference_with_documented_permutation(opt_id, optimizer, spec, dtype):
+    net = make_net(LAYOUTS[1], dtype)
+    X, Y = make_data(net, 30)
+    oracle = Oracle(net, spec, l2=0.003)
+    tr = fastbp.Trainer(net, optimizer, batch_size=8, l2=0.003, shuffle=True, seed=1234)
+    hist = tr.fit(X, Y, epochs=3)
+    rng = np.random.default_rng(1234)
+    want = [oracle.epoch(X, Y, rng.permutation(30), 8) for _ in range(3)]
+    rtol = RTOL[np.dtype(dtype)]
+    oracle.assert_matches(net, rtol)
+    assert hist.loss == pytest.approx(want, rel=rtol)
+
+
+def test_batch_size_larger_than_the_data_is_one_batch():
+    net = make_net()
+    X, Y = make_data(net, 7)
+    oracle = Oracle(net, OPTIMIZERS[1][2])
+    tr = fastbp.Trainer(net, OPTIMIZERS[1][1], batch_size=32, shuffle=False)
+    hist = tr.fit(X, Y, epochs=2)
+    want = [oracle.epoch(X, Y, np.arange(7), 32) for _ in range(2)]
+    oracle.assert_matches(net, 1e-12)
+    assert hist.loss == pytest.approx(want, rel=1e-12)
+    assert tr.steps == 2
+
+
+def test_batch_size_one_and_labels_as_targets():
+    net = make_net(LAYOUTS[1])
+    X, _ = make_data(net, 9)
+    y = np.arange(9) % 3
+    oracle = Oracle(net, ("sgd", dict(lr=0.3)))
+    fastbp.Trainer(net, fastbp.SGD(lr=0.3), batch_size=1, shuffle=False).fit(X, y, epochs=2)
+    Y = np.eye(3)[y]
+    for _ in range(2):
+        oracle.epoch(X, Y, np.arange(9), 1)
+    oracle.assert_matches(net, 1e-12)
+
+
+# -- state carries across fit and step ------------------------------------------------------
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_two_fits_equal_one_fit_of_two_epochs(opt_id, optimizer, spec, shuffle):
+    a, b = make_net(), make_net()
+    X, Y = make_data(a, 23)
+    ta = fastbp.Trainer(a, optimizer, batch_size=5, l2=0.01, shuffle=shuffle, seed=3)
+    tb = fastbp.Trainer(b, optimizer, batch_size=5, l2=0.01, shuffle=shuffle, seed=3)
+    ha = ta.fit(X, Y, epochs=2)
+    h1 = tb.fit(X, Y, epochs=1)
+    h2 = tb.fit(X, Y, epochs=1)
+    assert snapshot(a) == snapshot(b)
+    assert ta.steps == tb.steps == 10
+    assert [h1.loss[0], h2.loss[0]] == ha.loss
+    assert len(h2.loss) == 1 and tb.history is h2     # each fit returns its own History
+
+
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_steps_then_fit_continue_the_same_state(opt_id, optimizer, spec):
+    net = make_net()
+    X, Y = make_data(net, 20)
+    oracle = Oracle(net, spec, l2=0.01)
+    tr = fastbp.Trainer(net, optimizer, batch_size=5, l2=0.01, shuffle=False)
+    c1 = tr.step(X[:4], Y[:4])
+    c2 = tr.step(X[4:10], Y[4:10])
+    tr.fit(X, Y, epochs=1)
+    tr.step(X[10:13], Y[10:13])
+    w1 = oracle.epoch(X[:4], Y[:4], np.arange(4), 4)
+    w2 = oracle.epoch(X[4:10], Y[4:10], np.arange(6), 6)
+    oracle.epoch(X, Y, np.arange(20), 5)
+    oracle.epoch(X[10:13], Y[10:13], np.arange(3), 3)
+    oracle.assert_matches(net, 1e-12)
+    assert (c1, c2) == pytest.approx((w1, w2), rel=1e-12)
+    assert tr.steps == 7
+    if spec[0] == "adam":
+        assert oracle.state["t"] == 7
+
+
+# -- step -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_step_agrees_with_fit_on_one_batch(opt_id, optimizer, spec, dtype):
+    a = make_net(LAYOUTS[1], dtype)
+    b = make_net(LAYOUTS[1], dtype)
+    X, Y = make_data(a, 11)
+    before = a.cost(X, Y)
+    ta = fastbp.Trainer(a, optimizer, l2=0.01, shuffle=False)
+    cost = ta.step(X, Y)
+    hist = fastbp.Trainer(b, optimizer, batch_size=11, l2=0.01, shuffle=False).fit(X, Y)
+    assert snapshot(a) == snapshot(b)
+    assert type(cost) is float
+    rtol = RTOL[np.dtype(dtype)]
+    assert cost == pytest.approx(before, rel=rtol)      # the cost before the update
+    assert cost == pytest.approx(hist.loss[0], rel=rtol)
+    assert a.cost(X, Y) != before
+    assert ta.steps == 1
+
+
+def test_step_accepts_a_single_example_and_labels():
+    net = make_net(LAYOUTS[1])
+    X, _ = make_data(net, 1)
+    before = net.cost(X[0], 2)
+    c = fastbp.Trainer(net, "sgd").step(X[0], 2)
+    assert c == pytest.approx(before, rel=1e-12)
+    assert net.cost(X[0], 2) < before
+
+
+# -- determinism ----------------------------------------------------------------------------
+
+def test_same_seeds_give_bit_identical_training():
+    runs = []
+    for trainer_seed in (7, 7, 8):
+        net = fastbp.Network([5, 7, 3], activation="relu", output="softmax", cost="log_loss",
+                             seed=42)
+        X, Y = make_data(net, 50, seed=5)
+        hist = fastbp.Trainer(net, "adam", batch_size=8, seed=trainer_seed).fit(X, Y, epochs=3)
+        runs.append((snapshot(net), hist.loss))
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[2][0]
+    assert runs[0][1] != runs[2][1]
+
+
+def test_trainer_accepts_a_generator_as_seed():
+    a, b = make_net(), make_net()
+    X, Y = make_data(a, 20)
+    fastbp.Trainer(a, batch_size=3, seed=np.random.default_rng(11)).fit(X, Y, epochs=2)
+    fastbp.Trainer(b, batch_size=3, seed=11).fit(X, Y, epochs=2)
+    assert snapshot(a) == snapshot(b)
+
+
+# -- History ----------------------------------------------------------------------------------
+
+def test_history_without_validation_data():
+    net = make_net()
+    X, Y = make_data(net, 20)
+    hist = fastbp.Trainer(net, batch_size=6).fit(X, Y, epochs=4)
+    assert isinstance(hist, fastbp.History)
+    for name in ("loss", "epoch_time"):
+        values = getattr(hist, name)
+        assert type(values) is list and len(values) == 4
+        assert all(type(v) is float for v in values)
+    assert all(t > 0 for t in hist.epoch_time)
+    assert hist.val_loss == [] and hist.val_accuracy == []
+    assert len(hist) == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_history_with_validation_data(dtype):
+    net = make_net(LAYOUTS[1], dtype)
+    X, _ = make_data(net, 40)
+    y = np.random.default_rng(3).integers(0, 3, 40)
+    Xv, yv = X[:15] + 0.1, y[:15]
+    seen = []
+
+    def record(epoch, history):
+        # history already holds this epoch; the network is as after it
+        assert len(history.loss) == len(history.val_loss) == len(history.val_accuracy) \
+            == len(history.epoch_time) == epoch + 1
+        seen.append((history.val_loss[-1], net.cost(Xv, yv),
+                     history.val_accuracy[-1], net.score(Xv, yv)))
+
+    hist = fastbp.Trainer(net, "adam", batch_size=8, seed=0).fit(
+        X, y, epochs=3, validation_data=(Xv, yv), callbacks=[record])
+    for name in ("loss", "val_loss", "val_accuracy", "epoch_time"):
+        values = getattr(hist, name)
+        assert type(values) is list and len(values) == 3
+        assert all(type(v) is float for v in values)
+    assert hist.val_loss[-1] == net.cost(Xv, yv)
+    assert hist.val_accuracy[-1] == net.score(Xv, yv)
+    for e, (vl, c, va, s) in enumerate(seen):
+        assert vl == c == hist.val_loss[e]
+        assert va == s == hist.val_accuracy[e]
+    # one-hot validation targets give the same numbers
+    hist2 = fastbp.Trainer(make_net(LAYOUTS[1], dtype), "adam", batch_size=8, seed=0).fit(
+        X, y, epochs=3, validation_data=(Xv, np.eye(3)[yv]))
+    assert hist2.val_loss == hist.val_loss
+    assert hist2.val_accuracy == hist.val_accuracy
+
+
+def test_validation_accuracy_with_one_sigmoid_output():
+    net = fastbp.Network([4, 5, 1], output="sigmoid", cost="cross_entropy", seed=0)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    hist = fastbp.Trainer(net, fastbp.SGD(lr=1.0), batch_size=5, seed=0).fit(
+        X, y, epochs=3, validation_data=(X[:10], y[:10]))
+    assert hist.val_accuracy[-1] == net.score(X[:10], y[:10])
+    assert hist.val_loss[-1] == net.cost(X[:10], y[:10])
+
+
+def test_zero_epochs_changes_nothing():
+    net = make_net()
+    X, Y = make_data(net, 10)
+    before = snapshot(net)
+    tr = fastbp.Trainer(net)
+    hist = tr.fit(X, Y, epochs=0, validation_data=(X, Y), early_stopping=1)
+    assert snapshot(net) == before
+    assert (hist.loss, hist.val_loss, hist.val_accuracy, hist.epoch_time) == ([], [], [], [])
+    assert tr.steps == 0
+
+
+# -- callbacks --------------------------------------------------------------------------------
+
+def test_callbacks_all_run_and_any_false_stops():
+    net = make_net()
+    X, Y = make_data(net, 20)
+    calls = []
+
+    def first(epoch, history):
+        calls.append(("first", epoch, len(history.loss)))
+        return False if epoch == 2 else None
+
+    def second(epoch, history):
+        calls.append(("second", epoch, len(history.loss)))
+        return True
+
+    tr = fastbp.Trainer(net, batch_size=5, seed=0)
+    hist = tr.fit(X, Y, epochs=10, callbacks=[first, second])
+    assert calls == [(name, e, e + 1) for e in range(3) for name in ("first", "second")]
+    assert len(hist.loss) == len(hist.epoch_time) == 3
+    assert tr.steps == 12
+
+
+def test_a_single_callable_is_accepted():
+    net = make_net()
+    X, Y = make_data(net, 20)
+    epochs = []
+    hist = fastbp.Trainer(net, batch_size=5).fit(
+        X, Y, epochs=5, callbacks=lambda e, h: epochs.append(e) or e < 1)
+    assert epochs == [0, 1]
+    assert len(hist.loss) == 2
+
+
+def test_callbacks_see_the_history_object_that_fit_returns():
+    net = make_net()
+    X, Y = make_data(net, 10)
+    seen = []
+    hist = fastbp.Trainer(net, batch_size=5).fit(X, Y, epochs=2,
+                                                 callbacks=(lambda e, h: seen.append(h),))
+    assert seen[0] is hist and seen[1] is hist
+
+
+# -- early stopping ---------------------------------------------------------------------------
+# A one-weight linear model fitted to x = 1 -> y = 1 moves s = w + b by
+# s <- s + 4 lr (1 - s) per step. Validated against y = 0.5, the validation loss
+# (s - 0.5)^2 falls, reaches its minimum and rises again: a U-shaped curve that
+# is the same on every machine.
+
+def linear_problem(lr=0.05):
+    net = fastbp.Network([1, 1], activation="identity", seed=0)
+    net.weights[0][...] = 0.0
+    net.biases[0][...] = 0.0
+    X, Y = np.ones((1, 1)), np.ones((1, 1))
+    val = (np.ones((1, 1)), np.full((1, 1), 0.5))
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=lr), batch_size=1, shuffle=False)
+    return net, tr, X, Y, val
+
+
+def epoch_snapshots(net, store):
+    def cb(epoch, history):
+        store.append(snapshot(net))
+    return cb
+
+
+def test_linear_problem_is_u_shaped():
+    net, tr, X, Y, val = linear_problem()
+    hist = tr.fit(X, Y, epochs=6, validation_data=val)
+    # s = 0.2, 0.36, 0.488, 0.5904, 0.67232, 0.737856
+    assert int(np.argmin(hist.val_loss)) == 2
+    assert hist.val_loss == pytest.approx(
+        [(1 - 0.8 ** (k + 1) - 0.5) ** 2 for k in range(6)], rel=1e-10)
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_early_stopping_stops_after_patience_and_restores_the_best_epoch(patience):
+    net, tr, X, Y, val = linear_problem()
+    snaps = []
+    hist = tr.fit(X, Y, epochs=50, validation_data=val, early_stopping=patience,
+                  callbacks=epoch_snapshots(net, snaps))
+    # best epoch 2; stop after `patience` epochs without improvement
+    assert len(hist.loss) == len(hist.val_loss) == len(snaps) == 3 + patience
+    assert net.cost(*val) == min(hist.val_loss) == hist.val_loss[2]
+    assert snapshot(net) == snaps[2]
+    assert tr.steps == 3 + patience
+
+
+def test_early_stopping_object_is_the_same_as_int_patience():
+    net, tr, X, Y, val = linear_problem()
+    h1 = tr.fit(X, Y, epochs=50, validation_data=val, early_stopping=2)
+    net2, tr2, _, _, _ = linear_problem()
+    h2 = tr2.fit(X, Y, epochs=50, validation_data=val,
+                 early_stopping=fastbp.EarlyStopping(2))
+    assert h1.val_loss == h2.val_loss
+    assert snapshot(net) == snapshot(net2)
+
+
+def test_early_stopping_restores_the_best_epoch_when_training_ends_normally():
+    net, tr, X, Y, val = linear_problem()
+    snaps = []
+    hist = tr.fit(X, Y, epochs=5, validation_data=val, early_stopping=10,
+                  callbacks=epoch_snapshots(net, snaps))
+    assert len(hist.loss) == 5
+    assert net.cost(*val) == min(hist.val_loss) == hist.val_loss[2]
+    assert snapshot(net) == snaps[2]
+
+
+def test_early_stopping_restores_the_best_epoch_when_a_callback_stops():
+    net, tr, X, Y, val = linear_problem()
+    snaps = []
+    hist = tr.fit(X, Y, epochs=50, validation_data=val, early_stopping=10,
+                  callbacks=[epoch_snapshots(net, snaps), lambda e, h: e < 4])
+    assert len(hist.loss) == 5
+    assert snapshot(net) == snaps[2]
+    assert net.cost(*val) == hist.val_loss[2]
+
+
+def test_early_stopping_keeps_the_last_epoch_when_it_is_the_best():
+    net, tr, X, Y, val = linear_problem(lr=0.01)    # s = 1 - 0.96^(k+1) < 0.5 for 16 epochs
+    hist = tr.fit(X, Y, epochs=5, validation_data=val, early_stopping=1)
+    assert len(hist.loss) == 5
+    assert hist.val_loss == sorted(hist.val_loss, reverse=True)
+    assert net.cost(*val) == hist.val_loss[-1]
+
+
+def keras_rule(val_loss, patience, min_delta):
+    """(index of the epoch after which training stops, index of the best epoch)."""
+    best, best_epoch, wait = np.inf, None, 0
+    for e, v in enumerate(val_loss):
+        if v < best - min_delta:
+            best, best_epoch, wait = v, e, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return e, best_epoch
+    return len(val_loss) - 1, best_epoch
+
+
+def test_early_stopping_min_delta_counts_only_large_enough_improvements():
+    # lr 0.0125: s = 1 - 0.95^(k+1); val loss 0.2025, 0.1620, 0.1277, 0.0990, 0.0751,
+    # 0.0553, 0.0393, ...: the improvement after epoch 4 (0.0198) is the first below 0.022
+    net, tr, X, Y, val = linear_problem(lr=0.0125)
+    snaps = []
+    hist = tr.fit(X, Y, epochs=50, validation_data=val,
+                  early_stopping=fastbp.EarlyStopping(patience=1, min_delta=0.022),
+                  callbacks=epoch_snapshots(net, snaps))
+    assert keras_rule(hist.val_loss, 1, 0.022) == (5, 4)
+    assert len(hist.loss) == 6
+    # The restored epoch is the last one that counted as better (Keras's
+    # restore_best_weights), not the one with the smallest val_loss.
+    assert snapshot(net) == snaps[4]
+    assert net.cost(*val) == hist.val_loss[4] > min(hist.val_loss) == hist.val_loss[5]
+    # without min_delta the same run goes on
+    net0, tr0, _, _, _ = linear_problem(lr=0.0125)
+    assert len(tr0.fit(X, Y, epochs=8, validation_data=val, early_stopping=1).loss) == 8
+
+
+def test_callbacks_run_before_the_early_stopping_check():
+    net, tr, X, Y, val = linear_problem()
+    calls = []
+    hist = tr.fit(X, Y, epochs=50, validation_data=val, early_stopping=1,
+                  callbacks=lambda e, h: calls.append((e, len(h.val_loss))))
+    # early stopping ends training after epoch 3; the callbacks still saw epoch 3
+    assert len(hist.loss) == 4
+    assert calls == [(e, e + 1) for e in range(4)]
+
+
+def test_early_stopping_needs_validation_data():
+    net = make_net()
+    X, Y = make_data(net, 10)
+    before = snapshot(net)
+    for es in (3, fastbp.EarlyStopping(3)):
+        with pytest.raises(ValueError, match="validation"):
+            fastbp.Trainer(net).fit(X, Y, epochs=2, early_stopping=es)
+    assert snapshot(net) == before
+
+
+@pytest.mark.parametrize("args, exc", [((0,), ValueError), ((-1,), ValueError),
+                                       ((1.5,), TypeError), ((True,), TypeError),
+                                       ((2, -0.1), ValueError), ((2, float("nan")), ValueError),
+                                       ((2, "0"), TypeError)])
+def test_bad_early_stopping(args, exc):
+    with pytest.raises(exc):
+        fastbp.EarlyStopping(*args)
+    net = make_net()
+    X, Y = make_data(net, 10)
+    before = snapshot(net)
+    if len(args) == 1:
+        with pytest.raises(exc):
+            fastbp.Trainer(net).fit(X, Y, validation_data=(X, Y), early_stopping=args[0])
+    assert snapshot(net) == before
+
+
+# -- divergence ---------------------------------------------------------------------------------
+
+DIVERGENCE = re.compile(r"epoch (\d+), step (\d+)")
+
+
+@pytest.mark.parametrize("optimizer", [
+    fastbp.SGD(lr=1e30), fastbp.SGD(lr=1e30, momentum=0.9),
+    fastbp.SGD(lr=1e30, momentum=0.5, nesterov=True), fastbp.Adam(lr=1e30)],
+    ids=["sgd", "momentum", "nesterov", "adam"])
+def test_divergence_raises_and_keeps_the_last_finite_parameters(optimizer):
+    # identity layers: a step of 1e30 makes the output grow like 1e30^depth
+    net = fastbp.Network([3, 4, 4, 4, 4, 2], activation="identity", seed=0)
+    net0 = net.copy()
+    X, Y = make_data(net, 20)
+    tr = fastbp.Trainer(net, optimizer, batch_size=5, shuffle=False)
+    with pytest.raises(FloatingPointError, match="NaN or infinite") as info:
+        tr.fit(X, Y, epochs=100)
+    m = DIVERGENCE.search(str(info.value))
+    assert m, str(info.value)
+    epoch, step = int(m.group(1)), int(m.group(2))
+    k = 4 * epoch + step                     # steps completed before the failing one
+    assert tr.steps == k
+    for p in net.weights + net.biases:
+        assert np.isfinite(p).all()
+    assert len(tr.history.loss) == len(tr.history.epoch_time) == epoch
+    # the same steps one at a time: equal parameters and optimizer state, and the
+    # next step fails the same way without changing anything
+    net2, tr2 = replay_steps(net0, X, Y, optimizer, 5, k)
+    assert snapshot(net2) == snapshot(net)
+    assert opt_state(tr2) == opt_state(tr)
+    s = 5 * step
+    with pytest.raises(FloatingPointError, match="NaN or infinite"):
+        tr2.step(X[s:s + 5], Y[s:s + 5])
+    assert snapshot(net2) == snapshot(net)
+    assert opt_state(tr2) == opt_state(tr)
+    # the diverged trainer itself: fit and step raise again and change nothing
+    with pytest.raises(FloatingPointError, match="epoch 0, step 0"):
+        tr.fit(X[s:], Y[s:], epochs=1)
+    with pytest.raises(FloatingPointError):
+        tr.step(X[s:s + 5], Y[s:s + 5])
+    assert snapshot(net2) == snapshot(net)
+    assert opt_state(tr2) == opt_state(tr)
+
+
+def test_divergence_in_a_later_epoch_keeps_the_finished_epochs():
+    # s - 1 is multiplied by 1 - 4 lr = -3.9e10 per step: the cost overflows after
+    # about 15 steps (7 epochs of 2 steps)
+    net = fastbp.Network([1, 1], activation="identity", seed=0)
+    net0 = net.copy()
+    X, Y = np.ones((4, 1)), np.ones((4, 1))
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=1e10), batch_size=2, shuffle=False)
+    seen = []
+    with pytest.raises(FloatingPointError) as info:
+        tr.fit(X, Y, epochs=1000, validation_data=(X, Y), callbacks=lambda e, h: seen.append(e))
+    epoch, step = map(int, DIVERGENCE.search(str(info.value)).groups())
+    assert epoch >= 3
+    hist = tr.history
+    assert len(hist.loss) == len(hist.val_loss) == len(hist.val_accuracy) == epoch
+    assert seen == list(range(epoch))
+    assert all(np.isfinite(hist.loss)) and all(np.isfinite(hist.val_loss))
+    assert np.isfinite(net.weights[0]).all() and np.isfinite(net.biases[0]).all()
+    net2, _ = replay_steps(net0, X, Y, fastbp.SGD(lr=1e10), 2, 2 * epoch + step)
+    assert snapshot(net2) == snapshot(net)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_step_whose_update_would_overflow_changes_nothing(momentum):
+    # A first step with a gradient of about 1e-300 moves the output biases by 2
+    # (and leaves momentum buffers of about 1e-300); the second step's gradient
+    # of about 1e9 would overflow lr * g.
+    net = fastbp.Network([3, 4, 2], activation="identity", seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=1e300, momentum=momentum), batch_size=6)
+    tr.step(np.zeros((2, 3)), np.full((2, 2), 1e-300))
+    assert np.allclose(net.biases[-1], 2.0, rtol=1e-12, atol=0)
+    if momentum:
+        assert any(np.abs(s).max() > 0 for s in tr._state1)
+    assert all(np.isfinite(b).all() for b in net.biases)
+    before, state = snapshot(net), opt_state(tr)
+    with pytest.raises(FloatingPointError, match="update became NaN or infinite"):
+        tr.step(X, Y * 1e9)
+    assert snapshot(net) == before and opt_state(tr) == state
+    with pytest.raises(FloatingPointError, match="epoch 0, step 0"):
+        tr.fit(X, Y * 1e9, epochs=3)
+    assert snapshot(net) == before and opt_state(tr) == state
+    assert tr.history.loss == []
+
+
+def test_adam_step_whose_moments_would_overflow_changes_nothing():
+    # inputs of 1e140 give a finite cost but gradients whose squares overflow
+    net = fastbp.Network([3, 4, 2], activation="identity", seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    tr = fastbp.Trainer(net, fastbp.Adam(lr=1e-3))
+    tr.step(X, Y)
+    before, state = snapshot(net), opt_state(tr)
+    assert state[0] == 1
+    with pytest.raises(FloatingPointError, match="update became NaN or infinite"):
+        tr.step(X * 1e140, Y)
+    assert snapshot(net) == before and opt_state(tr) == state
+    # and training goes on from there exactly as if the failed step never happened
+    twin = fastbp.Network([3, 4, 2], activation="identity", seed=0)
+    ttwin = fastbp.Trainer(twin, fastbp.Adam(lr=1e-3))
+    ttwin.step(X, Y)
+    assert tr.step(X, Y) == ttwin.step(X, Y)
+    assert snapshot(net) == snapshot(twin)
+
+
+@pytest.mark.parametrize("gradient", ["zero", "small"])
+def test_float32_learning_rate_beyond_float32_range_never_leaves_non_finite_parameters(gradient):
+    net = fastbp.Network([2, 2], activation="identity", dtype=np.float32, seed=0)
+    X = np.full((3, 2), 1e-3, np.float32)
+    Y = net.forward(X) + np.float32(0.0 if gradient == "zero" else 1e-3)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=1e39), batch_size=3)
+    before = snapshot(net)
+    try:
+        tr.step(X, Y)
+    except FloatingPointError:
+        assert snapshot(net) == before
+    for p in net.weights + net.biases:
+        assert np.isfinite(p).all(), p
+
+
+# -- bad arguments ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, exc", [
+    (dict(batch_size=0), ValueError), (dict(batch_size=-3), ValueError),
+    (dict(batch_size=2.0), TypeError), (dict(batch_size="8"), TypeError),
+    (dict(batch_size=True), TypeError), (dict(batch_size=None), TypeError),
+    (dict(optimizer="rmsprop"), ValueError), (dict(optimizer="SGD"), ValueError),
+    (dict(optimizer=3), TypeError), (dict(optimizer=None), TypeError),
+    (dict(l2=-0.1), ValueError), (dict(l2=float("nan")), ValueError),
+    (dict(l2=float("inf")), ValueError), (dict(l2="0"), TypeError),
+    (dict(shuffle="yes"), TypeError), (dict(seed=-1), ValueError), (dict(seed=1.5), TypeError),
+], ids=lambda v: repr(v) if not isinstance(v, type) else v.__name__)
+def test_bad_trainer_arguments(kwargs, exc):
+    net = make_net()
+    before = snapshot(net)
+    (name,) = kwargs
+    with pytest.raises(exc, match=name):          # the message names the argument
+        fastbp.Trainer(net, **kwargs)
+    assert snapshot(net) == before
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: fastbp.SGD(lr=0), ValueError, "lr"),
+    (lambda: fastbp.SGD(lr=-0.1), ValueError, "lr"),
+    (lambda: fastbp.SGD(lr=float("nan")), ValueError, "lr"),
+    (lambda: fastbp.SGD(lr=float("inf")), ValueError, "lr"),
+    (lambda: fastbp.SGD(lr="0.1"), TypeError, "lr"),
+    (lambda: fastbp.SGD(momentum=-0.5), ValueError, "momentum"),
+    (lambda: fastbp.SGD(nesterov=True), ValueError, "nesterov"),
+    (lambda: fastbp.SGD(momentum=0.9, nesterov=1), TypeError, "nesterov"),
+    (lambda: fastbp.Adam(lr=0), ValueError, "lr"),
+    (lambda: fastbp.Adam(lr=-1e-3), ValueError, "lr"),
+    (lambda: fastbp.Adam(beta1=1.0), ValueError, "beta1"),
+    (lambda: fastbp.Adam(beta1=-0.1), ValueError, "beta1"),
+    (lambda: fastbp.Adam(beta2=1.0), ValueError, "beta2"),
+    (lambda: fastbp.Adam(beta2=1.5), ValueError, "beta2"),
+    (lambda: fastbp.Adam(eps=-1e-8), ValueError, "eps"),
+    (lambda: fastbp.Adam(eps=float("nan")), ValueError, "eps"),
+])
+def test_bad_optimizer_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_optimizer_edge_values_are_accepted():
+    fastbp.Adam(beta1=0.0, beta2=0.0, eps=0.0)
+    fastbp.SGD(lr=1e-12, momentum=0.0)
+    assert fastbp.Trainer(make_net(), "sgd").optimizer == fastbp.SGD()
+    assert fastbp.Trainer(make_net(), "adam").optimizer == fastbp.Adam()
+
+
+def test_non_network_is_a_type_error():
+    for bad in (None, "net", [3, 4], make_net().weights):
+        with pytest.raises(TypeError, match="Network"):
+            fastbp.Trainer(bad)
+
+
+def _bad_fit_cases():
+    X = np.random.default_rng(0).normal(size=(10, 5))
+    Y = np.random.default_rng(1).uniform(size=(10, 3))
+    y = np.arange(10) % 3
+    Xnan = X.copy()
+    Xnan[9, 1] = np.nan          # in the last batch: the first ones must not train
+    Ynan = Y.copy()
+    Ynan[0, 0] = np.inf
+    ok = dict(X=X, Y=Y)
+    cases = [
+        ("epochs<0", dict(ok, epochs=-1), ValueError),
+        ("epochs-float", dict(ok, epochs=2.0), TypeError),
+        ("epochs-bool", dict(ok, epochs=True), TypeError),
+        ("X-width", dict(ok, X=X[:, :4]), ValueError),
+        ("X-1d", dict(ok, X=X[0]), ValueError),
+        ("X-3d", dict(ok, X=X[None]), ValueError),
+        ("X-empty", dict(X=X[:0], Y=Y[:0]), ValueError),
+        ("X-nan", dict(ok, X=Xnan), ValueError),
+        ("X-strings", dict(ok, X=X.astype(str)), TypeError),
+        ("Y-rows", dict(ok, Y=Y[:9]), ValueError),
+        ("Y-width", dict(ok, Y=Y[:, :2]), ValueError),
+        ("Y-inf", dict(ok, Y=Ynan), ValueError),
+        ("Y-outside-0-1", dict(ok, Y=Y + 1.0), ValueError),
+        ("labels-high", dict(ok, Y=y + 1), ValueError),
+        ("labels-negative", dict(ok, Y=y - 1), ValueError),
+        ("labels-float-1d", dict(ok, Y=y.astype(float)), ValueError),
+        ("val-not-a-pair", dict(ok, validation_data=X), TypeError),
+        ("val-triple", dict(ok, validation_data=(X, Y, Y)), TypeError),
+        ("val-width", dict(ok, validation_data=(X[:, :4], Y)), ValueError),
+        ("val-rows", dict(ok, validation_data=(X, Y[:5])), ValueError),
+        ("val-target-width", dict(ok, validation_data=(X, Y[:, :2])), ValueError),
+        ("val-nan", dict(ok, validation_data=(Xnan, Y)), ValueError),
+        ("val-labels", dict(ok, validation_data=(X, y + 3)), ValueError),
+        ("callback-not-callable", dict(ok, callbacks=[print, 3]), TypeError),
+        ("callback-int", dict(ok, callbacks=3), TypeError),
+        ("early-stopping-no-val", dict(ok, early_stopping=2), ValueError),
+        ("early-stopping-0", dict(ok, validation_data=(X, Y), early_stopping=0), ValueError),
+        ("progress-str", dict(ok, progress="yes"), TypeError),
+    ]
+    return [pytest.param(kw, exc, id=name) for name, kw, exc in cases]
+
+
+@pytest.mark.parametrize("kwargs, exc", _bad_fit_cases())
+def test_bad_fit_arguments_raise_before_anything_changes(kwargs, exc):
+    net = make_net(LAYOUTS[1])
+    X, Y = kwargs.pop("X"), kwargs.pop("Y")
+    Xg, Yg = make_data(net, 12)
+    tr = fastbp.Trainer(net, fastbp.Adam(lr=0.01), batch_size=4, seed=5)
+    tr.fit(Xg, Yg, epochs=1)                       # some history and state
+    before, state, hist = snapshot(net), opt_state(tr), tr.history
+    with pytest.raises(exc):
+        tr.fit(X, Y, epochs=kwargs.pop("epochs", 2), **kwargs)
+    assert snapshot(net) == before
+    assert opt_state(tr) == state
+    assert tr.history is hist and len(hist.loss) == 1
+    # the trainer's generator did not move either: the next fit is the one an
+    # untouched twin makes
+    twin = make_net(LAYOUTS[1])
+    ttwin = fastbp.Trainer(twin, fastbp.Adam(lr=0.01), batch_size=4, seed=5)
+    ttwin.fit(Xg, Yg, epochs=1)
+    tr.fit(Xg, Yg, epochs=1)
+    ttwin.fit(Xg, Yg, epochs=1)
+    assert snapshot(net) == snapshot(twin)
+
+
+@pytest.mark.parametrize("X, Y", [
+    (np.zeros((3, 4)), np.zeros((3, 3))), (np.zeros((3, 5)), np.zeros((2, 3))),
+    (np.full((3, 5), np.nan), np.zeros((3, 3))), (np.zeros((3, 5)), np.array([0, 1, 3])),
+    (np.zeros((0, 5)), np.zeros((0, 3))), (np.zeros((3, 5)), np.full((3, 3), 2.0)),
+], ids=["X-width", "Y-rows", "X-nan", "label-range", "empty", "Y-range"])
+def test_bad_step_arguments_change_nothing(X, Y):
+    net = make_net(LAYOUTS[1])
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.9))
+    Xg, Yg = make_data(net, 4)
+    tr.step(Xg, Yg)
+    before, state = snapshot(net), opt_state(tr)
+    with pytest.raises(ValueError):
+        tr.step(X, Y)
+    assert snapshot(net) == before
+    assert opt_state(tr) == state
+
+
+def test_large_finite_inputs_are_not_mistaken_for_infinity():
+    # the sum of X overflows, each value is finite: the input check must let it through
+    net = fastbp.Network([5, 3, 2], activation="tanh", seed=0)
+    X = np.full((4, 5), 1e308)
+    Y = np.zeros((4, 2))
+    tr = fastbp.Trainer(net, batch_size=2)
+    tr.fit(X, Y, epochs=1)
+    tr.step(X, Y)
+    assert tr.steps == 3
+
+
+# -- dtype ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("opt", ["sgd", "adam", fastbp.SGD(lr=0.1, momentum=0.9)],
+                         ids=["sgd", "adam", "momentum"])
+def test_float32_in_float32_out(opt):
+    net = make_net(LAYOUTS[1], np.float32)
+    arrays = net.weights + net.biases
+    X, Y = make_data(net, 30)
+    tr = fastbp.Trainer(net, opt, batch_size=7, seed=0)
+    hist = tr.fit(X.astype(np.float64), Y, epochs=2, validation_data=(X, Y), early_stopping=5)
+    cost = tr.step(X[:5], Y[:5])
+    for a, b in zip(net.weights + net.biases, arrays):
+        assert a is b                         # updated in place, no hidden copies
+        assert a.dtype == np.float32
+    assert type(cost) is float
+    for values in (hist.loss, hist.val_loss, hist.val_accuracy, hist.epoch_time):
+        assert all(type(v) is float for v in values)
+    for s in tr._state1 + tr._state2:
+        assert s.dtype == np.float32
+
+
+# -- threads ---------------------------------------------------------------------------------------
+
+def test_concurrent_training_of_one_network_is_refused():
+    net = make_net()
+    X, Y = make_data(net, 20)
+    entered, release = threading.Event(), threading.Event()
+    result = {}
+
+    def block(epoch, history):
+        if epoch == 0:
+            entered.set()
+            release.wait(timeout=60)
+
+    def run():
+        try:
+            result["history"] = fastbp.Trainer(net, batch_size=5, seed=0).fit(
+                X, Y, epochs=2, callbacks=block)
+        except BaseException as e:       # pragma: no cover - reported below
+            result["error"] = e
+
+    other = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=5)
+    other_history = other.fit(X, Y, epochs=1)
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert entered.wait(timeout=60)
+        before, state = snapshot(net), opt_state(other)
+        with pytest.raises(RuntimeError, match="already being trained"):
+            other.step(X[:5], Y[:5])
+        with pytest.raises(RuntimeError, match="already being trained"):
+            other.fit(X, Y)
+        assert snapshot(net) == before
+        assert opt_state(other) == state
+        assert other.history is other_history and len(other_history.loss) == 1
+        # other networks, and inference on this one, are not blocked
+        net.forward(X)
+        fastbp.Trainer(net.copy(), batch_size=5).step(X[:5], Y[:5])
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert "error" not in result, result.get("error")
+    assert len(result["history"].loss) == 2
+    # the lock is free again
+    fastbp.Trainer(net).step(X[:5], Y[:5])
+
+
+def test_two_trainers_in_two_threads_match_sequential_training():
+    nets = [make_net(seed=s, sizes=(20, 32, 10)) for s in (1, 2)]
+    copies = [n.copy() for n in nets]
+    data = [make_data(n, 400, seed=s) for s, n in enumerate(nets)]
+    errors = []
+
+    def train(net, X, Y, seed):
+        try:
+            fastbp.Trainer(net, "adam", batch_size=16, seed=seed).fit(X, Y, epochs=5)
+        except BaseException as e:       # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=train, args=(n, *d, i))
+               for i, (n, d) in enumerate(zip(nets, data))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for i, (net, d) in enumerate(zip(copies, data)):
+        fastbp.Trainer(net, "adam", batch_size=16, seed=i).fit(*d, epochs=5)
+        assert snapshot(net) == snapshot(nets[i])
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------
+
+def check_interrupted(net0, net, tr, X, Y, batch_size, optimizer):
+    """After a KeyboardInterrupt: finished epochs only, consistent lengths, and the
+    network at a completed step (the one `tr.steps` steps done one by one reach)."""
+    hist = tr.history
+    lengths = {len(hist.loss), len(hist.val_loss), len(hist.val_accuracy),
+               len(hist.epoch_time)}
+    assert len(lengths) == 1, lengths
+    finished = len(hist.loss)
+    per_epoch = -(-X.shape[0] // batch_size)
+    assert finished * per_epoch <= tr.steps <= (finished + 1) * per_epoch
+    for p in net.weights + net.biases:
+        assert np.isfinite(p).all()
+    want = net0.copy()
+    tw = fastbp.Trainer(want, optimizer, batch_size=batch_size, shuffle=False)
+    full, rest = divmod(tr.steps, per_epoch)
+    tw.fit(X, Y, epochs=full)
+    if rest:
+        tw.fit(X[:rest * batch_size], Y[:rest * batch_size], epochs=1)
+    assert snapshot(want) == snapshot(net)
+    assert opt_state(tw) == opt_state(tr)
+    # the network is free for training again
+    tr.step(X[:batch_size], Y[:batch_size])
+
+
+def test_ctrl_c_from_a_timer_during_a_long_fit():
+    net = make_net(sizes=(20, 16, 4))
+    net0 = net.copy()
+    X, Y = make_data(net, 4096, seed=3)          # 4096 steps of one example per epoch
+    optimizer = fastbp.SGD(lr=0.01, momentum=0.9)
+    tr = fastbp.Trainer(net, optimizer, batch_size=1, shuffle=False)
+    started = time.perf_counter()
+    lock = threading.Lock()
+    running = [True]
+
+    def guard(epoch, history):                   # never hang: stop after 60 s
+        return time.perf_counter() - started < 60
+
+    def interrupt():
+        time.sleep(0.3)
+        with lock:
+            if running[0]:
+                _thread.interrupt_main()
+
+    timer = threading.Thread(target=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            timer.start()
+            tr.fit(X, Y, epochs=10 ** 6, validation_data=(X[:50], Y[:50]), callbacks=guard)
+        finally:
+            with lock:
+                running[0] = False
+            timer.join()
+    check_interrupted(net0, net, tr, X, Y, 1, optimizer)
+
+
+@pytest.mark.parametrize("where", ["callback", "validation"])
+def test_ctrl_c_between_steps_keeps_the_history_consistent(where, monkeypatch):
+    """Ctrl-C arriving in Python code between the core's calls: in a callback (after
+    the epoch is recorded) or while the validation accuracy is measured (before)."""
+    net = make_net()
+    net0 = net.copy()
+    X, Y = make_data(net, 20)
+    optimizer = fastbp.Adam(lr=0.01)
+    tr = fastbp.Trainer(net, optimizer, batch_size=5, shuffle=False)
+    calls = []
+
+    def callback(epoch, history):
+        calls.append(epoch)
+        if where == "callback" and epoch == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    if where == "validation":
+        predict = net.predict
+
+        def interrupted_predict(X):
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return predict(X)
+
+        monkeypatch.setattr(net, "predict", interrupted_predict)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit(X, Y, epochs=5, validation_data=(X, Y), callbacks=callback)
+    monkeypatch.undo()
+    assert len(tr.history.loss) == (2 if where == "callback" else 1)
+    assert tr.steps == 8
+    check_interrupted(net0, net, tr, X, Y, 5, optimizer)
+
+
+# -- progress ---------------------------------------------------------------------------------------
+
+def _progress_run(progress, capsys, shuffle=True):
+    net = make_net()
+    X, Y = make_data(net, 3000)
+    capsys.readouterr()
+    hist = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.5), batch_size=10,
+                          shuffle=shuffle, seed=0).fit(X, Y, epochs=2, progress=progress)
+    return snapshot(net), hist, capsys.readouterr()
+
+
+def test_progress_bar_with_tqdm(capsys):
+    pytest.importorskip("tqdm")
+    quiet, hq, out_q = _progress_run(False, capsys)
+    loud, hl, out_l = _progress_run(True, capsys)
+    assert out_q.err == "" and out_q.out == ""
+    assert out_l.err != ""
+    assert out_l.out == ""
+    assert loud == quiet
+    assert hl.loss == pytest.approx(hq.loss, rel=1e-12)
+
+
+def test_progress_bar_without_tqdm(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    quiet, hq, _ = _progress_run(False, capsys, shuffle=False)
+    loud, hl, out = _progress_run(True, capsys, shuffle=False)
+    assert "epoch 1" in out.err and "epoch 2" in out.err and "loss" in out.err
+    assert out.out == ""
+    assert loud == quiet
+    assert hl.loss == pytest.approx(hq.loss, rel=1e-12)
+
+
+def test_no_progress_bar_by_default_when_not_on_a_terminal(capsys):
+    _, _, out = _progress_run(None, capsys)
+    assert out.err == "" and out.out == ""
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_repeated_fits_do_not_grow_memory():
+    net = make_net(sizes=(64, 64, 10))
+    X, Y = make_data(net, 2000)
+    tr = fastbp.Trainer(net, "adam", batch_size=10, seed=0)
+    for _ in range(3):                                   # warm-up
+        tr.fit(X, Y, epochs=1, validation_data=(X[:200], Y[:200]))
+    start = rss_bytes()
+    for _ in range(25):                                  # 5000 steps
+        tr.fit(X, Y, epochs=1, validation_data=(X[:200], Y[:200]))
+        tr.step(X[:10], Y[:10])
+    grown = rss_bytes() - start
+    # One batch of buffers is about 15 kB; anything kept per step or per fit would
+    # add tens of MB here.
+    assert grown < 8 * 2 ** 20, grown
+
+
+# -- learning for real ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config", ["relu-softmax-adam", "sigmoid-quadratic-sgd"])
+def test_learns_the_digits(config):
+    X, y = fastbp.datasets.load_digits()
+    Xtr, Xte, ytr, yte = fastbp.datasets.train_test_split(X, y, test_size=0.25, seed=0)
+    assert len(Xte) == 450
+    if config == "relu-softmax-adam":
+        net = fastbp.Network([64, 32, 10], activation="relu", output="softmax",
+                             cost="log_loss", seed=0)
+        tr = fastbp.Trainer(net, fastbp.Adam(lr=0.01), batch_size=32, seed=0)
+        epochs = 20
+    else:
+        net = fastbp.Network([64, 32, 10], activation="sigmoid", seed=0)
+        tr = fastbp.Trainer(net, fastbp.SGD(lr=3.0), batch_size=10, seed=0)
+        epochs = 30
+    hist = tr.fit(Xtr, ytr, epochs=epochs, validation_data=(Xte, yte))
+    assert hist.loss[-1] < hist.loss[0]
+    assert net.score(Xte, yte) >= 0.95
+    assert hist.val_accuracy[-1] == net.score(Xte, yte)
