@@ -76,6 +76,29 @@ def rng(seed, what="seed"):
     return np.random.default_rng(int(seed))
 
 
+def parameters(weights, biases, sizes, dtype):
+    """The parameter lists of a network with these sizes and dtype: per layer a
+    (sizes[l+1], sizes[l]) weight array and a (sizes[l+1],) bias array of `dtype`,
+    all finite (what `save` writes and `load` accepts)."""
+    L = len(sizes) - 1
+    if not isinstance(weights, list) or not isinstance(biases, list):
+        raise TypeError(f"weights and biases must be lists of arrays; got "
+                        f"{type(weights).__name__} and {type(biases).__name__}")
+    if len(weights) != L or len(biases) != L:
+        raise ValueError(f"expected {L} weight and bias arrays, got {len(weights)} and {len(biases)}")
+    for what, arrays in (("weights", weights), ("biases", biases)):
+        for l, a in enumerate(arrays):
+            shape = (sizes[l + 1], sizes[l]) if what == "weights" else (sizes[l + 1],)
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"{what}[{l}] must be a numpy array, got {type(a).__name__}")
+            if a.dtype != dtype:
+                raise TypeError(f"{what}[{l}] has dtype {a.dtype}; expected {dtype}")
+            if a.shape != shape:
+                raise ValueError(f"{what}[{l}] has shape {a.shape}; expected {shape}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"{what}[{l}] contains NaN or infinity")
+
+
 def _numeric(X, what):
     """X as an ndarray of a real numeric kind (bool, int or float)."""
     if not isinstance(X, np.ndarray):
@@ -88,11 +111,17 @@ def _numeric(X, what):
     return X
 
 
+def c_array(X, dtype):
+    """X as a C-contiguous, aligned array of `dtype` in native byte order (the
+    core's requirements), copied only when it is not one already."""
+    return np.require(X, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
+
+
 def inputs(X, n_features, dtype, allow_1d=True):
     """X as a C-contiguous (n, n_features) array of `dtype` (or (n_features,)).
 
     Returns the converted array; integer and other float inputs are cast,
-    Fortran-ordered and strided arrays copied. Rejects wrong shapes, empty
+    Fortran-ordered, strided and unaligned arrays copied. Rejects wrong shapes, empty
     arrays and NaN/inf.
     """
     X = _numeric(X, "X")
@@ -107,7 +136,7 @@ def inputs(X, n_features, dtype, allow_1d=True):
     else:
         shape = f"(n, {n_features})" + (f" or ({n_features},)" if allow_1d else "")
         raise ValueError(f"X must have shape {shape}; got an array of shape {X.shape}")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    X = c_array(X, dtype)
     if not np.isfinite(X).all():
         raise ValueError("X contains NaN or infinity; expected finite values")
     return X
@@ -138,7 +167,7 @@ def targets(Y, n, n_outputs, cost, dtype):
             raise ValueError(f"Y has shape {Y.shape}; expected ({n}, {n_outputs})")
     else:
         raise ValueError(f"Y must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
-    Y = np.ascontiguousarray(Y, dtype=dtype)
+    Y = c_array(Y, dtype)
     if not np.isfinite(Y).all():
         raise ValueError("Y contains NaN or infinity; expected finite values")
     if cost != "quadratic" and (Y.min() < 0 or Y.max() > 1):

@@ -531,8 +531,9 @@ cdef class Kernel:
         if not shape_ok:
             expected = (self.layer_sizes[l + 1], self.layer_sizes[l])[:ndim]
             raise ValueError(f"{name}[{l}] has shape {obj.shape}; expected {expected}")
-        if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
-            raise ValueError(f"{name}[{l}] must be C-contiguous and aligned")
+        if (not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)
+                or not cnp.PyArray_ISNOTSWAPPED(a)):
+            raise ValueError(f"{name}[{l}] must be C-contiguous, aligned and in native byte order")
         if writeable and not cnp.PyArray_ISWRITEABLE(a):
             raise ValueError(f"{name}[{l}] must be writeable")
         return a
@@ -547,8 +548,9 @@ cdef class Kernel:
         cdef int nd = cnp.PyArray_NDIM(x)
         if cnp.PyArray_TYPE(x) != self.typenum:
             raise TypeError(f"{name} must have the network's dtype")
-        if not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x):
-            raise ValueError(f"{name} must be C-contiguous and aligned")
+        if (not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x)
+                or not cnp.PyArray_ISNOTSWAPPED(x)):
+            raise ValueError(f"{name} must be C-contiguous, aligned and in native byte order")
         if nd == 2:
             if cnp.PyArray_DIM(x, 1) != width:
                 raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 1)} columns; expected {width}")

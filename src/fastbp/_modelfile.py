@@ -29,6 +29,9 @@ def read(cls, path):
     except Exception as e:  # zlib.error and friends from a corrupt member
         raise _fail(path, f"corrupt archive ({type(e).__name__}: {e})") from None
 
+    for key, value in contents.items():
+        if not isinstance(value, np.ndarray):   # a zip member that is not an .npy file
+            raise _fail(path, f"member {key!r} is not a NumPy array")
     meta = contents.get("meta")
     if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
         raise _fail(path, "missing the 'meta' JSON record")
@@ -42,6 +45,8 @@ def read(cls, path):
         sizes = meta["sizes"]
         if not isinstance(sizes, list) or not all(type(s) is int for s in sizes):
             raise ValueError(f"sizes must be a list of ints, got {sizes!r}")
+        if meta["dtype"] not in ("float32", "float64"):   # what save writes; np.dtype(None) is float64
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {meta['dtype']!r}")
         layout = _layout(sizes, meta["activation"], meta["output"], meta["cost"], meta["dtype"])
         sizes = layout[0]
         net = cls.__new__(cls)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import threading
 from dataclasses import dataclass
 
@@ -93,7 +93,9 @@ class Network:
     def __init__(self, sizes, activation="sigmoid", output=None, cost="quadratic",
                  dtype="float64", init="auto", seed=None):
         sizes, activation, output, cost, dtype = _layout(sizes, activation, output, cost, dtype)
-        if not (callable(init) or (isinstance(init, str) and init in ("auto", "normal"))):
+        if not (callable(init) or isinstance(init, str)):
+            raise TypeError(f"init must be 'auto', 'normal' or a callable; got {type(init).__name__}")
+        if isinstance(init, str) and init not in ("auto", "normal"):
             raise ValueError(f"init must be 'auto', 'normal' or a callable; got {init!r}")
         rng = _checks.rng(seed)
 
@@ -132,7 +134,7 @@ class Network:
     def _inputs(self, X, allow_1d=False):
         # Fast path: already what the core wants; it checks the rest (and NaN/inf).
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.flags.c_contiguous
-                and (X.ndim == 2 or (allow_1d and X.ndim == 1))):
+                and X.flags.aligned and (X.ndim == 2 or (allow_1d and X.ndim == 1))):
             if X.ndim == 2 and X.shape[0] == 0:
                 raise ValueError("X is empty; expected at least one example")
             return X
@@ -234,12 +236,13 @@ class Network:
         ``W1..WL``, ``b1..bL``), atomically: a temporary file in the same
         directory is written, flushed and renamed over `path`."""
         path = os.fspath(path)
+        _checks.parameters(self.weights, self.biases, self._sizes, self.dtype)  # never write what load refuses
         arrays = {"meta": np.array(json.dumps(self._meta()))}
         for l in range(self.n_layers):
             arrays[f"W{l + 1}"] = np.ascontiguousarray(self.weights[l], dtype=self.dtype)
             arrays[f"b{l + 1}"] = np.ascontiguousarray(self.biases[l], dtype=self.dtype)
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastbp-", suffix=".tmp")
+        fd, tmp = _temporary_file(directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
@@ -260,6 +263,18 @@ class Network:
         not a well-formed fastbp network raises ValueError naming the file."""
         from fastbp._modelfile import read
         return read(cls, path)
+
+
+def _temporary_file(directory):
+    """(fd, path) of a new file in `directory`, created with the permissions a plain
+    ``open(path, "wb")`` would give (0o666 less the umask; mkstemp would give 0o600)."""
+    while True:
+        tmp = os.path.join(directory, f".fastbp-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def _layout(sizes, activation, output, cost, dtype):

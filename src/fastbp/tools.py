@@ -109,6 +109,7 @@ def explain(network, X, Y, layer, j, k):
         dc_da_all = delta @ network.weights[l]   # dC0/da^l  (n, sizes[l])
         sigma_prime = reference.ACTIVATIONS[acts[l - 1]][1]
         delta = dc_da_all * sigma_prime(t.z[l - 1], t.a[l])
+    if layer < L:                                # j indexes this layer only
         dc_da = dc_da_all[:, j]
     z, a = t.z[layer - 1][:, j], t.a[layer][:, j]
     act = acts[layer - 1]
