@@ -173,13 +173,12 @@ cdef void times_derivative(int code, Py_ssize_t size, const floating* A,
             a = A[i]
             D[i] = D[i] * (1 - a * a)
     elif code == RELU:
+        # Unconditional stores, so the loops vectorize.
         for i in range(size):
-            if not (A[i] > 0):
-                D[i] = 0
+            D[i] = D[i] if A[i] > 0 else 0
     elif code == LEAKY_RELU:
         for i in range(size):
-            if not (A[i] > 0):
-                D[i] = D[i] * <floating>LEAKY_SLOPE
+            D[i] = D[i] if A[i] > 0 else D[i] * <floating>LEAKY_SLOPE
     # IDENTITY: sigma' = 1. SOFTMAX never reaches here (output layer only).
 
 
