@@ -30,7 +30,7 @@ else:
     # -fno-math-errno lets sqrt compile to one vector instruction (the core
     # never reads errno), so the optimizer loops vectorize; no -ffast-math and
     # no -march=native, so results are IEEE and wheels run on any CPU of the arch.
-    compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
+    compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno", "-g0"]
 
 common = dict(
     include_dirs=[numpy.get_include()],

@@ -1,0 +1,105 @@
+"""Type stubs for the compiled core, ``fastbp._core`` (built from _core.pyx).
+
+Keep in step with the ``def``/``cpdef`` API of _core.pyx: tests/test_packaging.py
+runs mypy's stubtest against the built module and fails when they differ.
+
+Every method of `Kernel` takes the network's current parameter lists
+(``weights[l]`` of shape ``(sizes[l+1], sizes[l])``, ``biases[l]`` of shape
+``(sizes[l+1],)``) and C-contiguous arrays of the kernel's dtype.
+"""
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_Array = npt.NDArray[Any]  # float32 or float64, the kernel's dtype
+_Params = list[_Array]
+
+class Activation(IntEnum):
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
+
+class Cost(IntEnum):
+    QUADRATIC = 0
+    CROSS_ENTROPY = 1
+    LOG_LOSS = 2
+
+class Optimizer(IntEnum):
+    SGD = 0
+    ADAM = 1
+
+class Kernel:
+    """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
+
+    # A cdef class built by __cinit__: the arguments go to __new__.
+    def __new__(
+        cls,
+        sizes: Sequence[int],
+        activations: Sequence[int],
+        cost: int,
+        dtype: npt.DTypeLike,
+    ) -> Kernel: ...
+    @property
+    def L(self) -> int: ...
+    @property
+    def typenum(self) -> int: ...
+    @property
+    def cost(self) -> int: ...
+    @property
+    def layer_sizes(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    def forward(self, weights: _Params, biases: _Params, X: _Array) -> _Array:
+        """Output activations (n, sizes[-1]); a 1-D x gives a 1-D result."""
+    def cost_value(self, weights: _Params, biases: _Params, X: _Array, Y: _Array) -> float:
+        """Mean of C0 over the rows of X."""
+    def trace(
+        self, weights: _Params, biases: _Params, X: _Array
+    ) -> tuple[list[_Array], list[_Array]]:
+        """Weighted sums [Z^1..Z^L] and activations [A^1..A^L]."""
+    def backprop(
+        self, weights: _Params, biases: _Params, X: _Array, Y: _Array
+    ) -> tuple[list[_Array], list[_Array], _Array, float]:
+        """Gradients of the mean cost: (dW list, db list, dX, cost)."""
+    def train(
+        self,
+        weights: _Params,
+        biases: _Params,
+        X: _Array,
+        Y: _Array,
+        order: npt.NDArray[np.int64] | None,
+        first: int,
+        last: int,
+        batch: int,
+        kind: int,
+        lr: float,
+        momentum: float,
+        nesterov: bool,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        l2: float,
+        state1: _Params,
+        state2: _Params,
+        t: int,
+        ws: Workspace,
+        x_absmax: float = ...,
+    ) -> int:
+        """Mini-batch steps over order[first:last]; 0 done, 1 cost or 2 update not finite."""
+
+class Workspace:
+    """Scratch memory for training steps of up to `batch` rows."""
+
+    def __new__(cls, kernel: Kernel, batch: int) -> Workspace: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def steps_done(self) -> int: ...
+    @property
+    def loss_sum(self) -> float: ...

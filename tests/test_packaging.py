@@ -1,0 +1,161 @@
+"""Packaging: one version, the compiled modules of the installed package, the
+type information that ships with it.
+
+These tests pass on an editable install and on an installed wheel; .ci/run
+also runs them against the wheel from a directory outside the checkout.
+"""
+import contextlib
+import importlib.machinery
+import importlib.metadata
+import importlib.resources
+import io
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import fastbp
+import fastbp._blas
+import fastbp._core
+
+PKG_DIR = Path(fastbp.__file__).resolve().parent
+COMPILED = [fastbp._core, fastbp._blas]
+
+
+def test_version_matches_metadata():
+    assert fastbp.__version__ == importlib.metadata.version("fastbp")
+
+
+@pytest.mark.parametrize("module", COMPILED, ids=lambda m: m.__name__)
+def test_compiled_module_lives_in_the_package(module):
+    """The extension beside fastbp/__init__.py is the one imported, not a stray
+    build somewhere else on sys.path."""
+    path = Path(module.__file__).resolve()
+    assert path.parent == PKG_DIR, f"{module.__name__} loaded from {path}, package is {PKG_DIR}"
+    assert any(path.name.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES), path
+    assert isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader)
+
+
+def test_installed_files_are_the_imported_ones():
+    """When fastbp is installed from a wheel (not editable), the package files
+    the distribution records are exactly the modules Python imported."""
+    dist = importlib.metadata.distribution("fastbp")
+    recorded = {Path(str(f)).name: f for f in dist.files or ()
+                if str(f).replace("\\", "/").startswith("fastbp/")}
+    if "__init__.py" not in recorded:
+        pytest.skip("editable install: the package files are not recorded in the metadata")
+    for module in [fastbp, *COMPILED]:
+        name = Path(module.__file__).name
+        assert name in recorded, f"{name} is not a file of the installed distribution"
+        assert Path(dist.locate_file(recorded[name])).resolve() == Path(module.__file__).resolve()
+
+
+@pytest.mark.parametrize("name", ["py.typed", "_core.pyi", "_blas.pyi"])
+def test_type_information_ships(name):
+    resource = importlib.resources.files("fastbp").joinpath(name)
+    assert resource.is_file(), f"fastbp/{name} is missing from the installed package"
+
+
+def test_stubs_name_the_runtime_classes():
+    """Cheap check that needs no mypy: each public class of the compiled
+    modules is declared in its stub."""
+    for module in COMPILED:
+        stub = importlib.resources.files("fastbp").joinpath(
+            module.__name__.rsplit(".", 1)[1] + ".pyi").read_text()
+        for name in dir(module):
+            if not name.startswith("_") and isinstance(getattr(module, name), type):
+                assert f"class {name}" in stub, f"{module.__name__}.{name} is not in the stub"
+
+
+# --------------------------------------------------------------------------- #
+# mypy (the test extra installs it; each run takes several seconds)
+# --------------------------------------------------------------------------- #
+
+SNIPPET = '''
+import numpy as np
+import fastbp
+from fastbp._core import Activation, Cost, Kernel
+
+net = fastbp.Network([4, 3, 2], activation="sigmoid", seed=0)
+X = np.zeros((5, 4))
+Y = np.zeros((5, 2))
+A = net.forward(X)
+grads = net.backprop(X, Y)
+dW = grads.weights[0]
+
+kernel = Kernel([4, 3, 2], [Activation.SIGMOID, Activation.SIGMOID], Cost.QUADRATIC, np.float64)
+out: np.ndarray = kernel.forward(net.weights, net.biases, X)
+gW, gb, gX, cost = kernel.backprop(net.weights, net.biases, X, Y)
+total: float = cost + kernel.cost_value(net.weights, net.biases, X, Y)
+depth: int = kernel.L
+version: str = fastbp.__version__
+'''
+
+# Lines that must fail, to show mypy read the stubs rather than treating the
+# compiled module as Any.
+BAD_SNIPPET = '''
+import numpy as np
+from fastbp._core import Kernel
+kernel = Kernel([4, 2], [1], 0, np.float64)
+name: str = kernel.L
+kernel.forward([], [])
+'''
+
+
+def _mypy(tmp_path, source):
+    api = pytest.importorskip("mypy.api")
+    path = tmp_path / "snippet.py"
+    path.write_text(textwrap.dedent(source))
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")  # no project or user config
+    stdout, stderr, status = api.run([
+        str(path), "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
+        "--config-file", str(tmp_path / "mypy.ini"), "--show-error-codes",
+        # Only the snippet's own lines are judged; untyped library code is fine.
+        "--allow-untyped-calls", "--allow-any-generics", "--no-warn-return-any",
+    ])
+    return stdout + stderr, status
+
+
+@pytest.mark.slow
+def test_mypy_accepts_the_public_api(tmp_path):
+    out, status = _mypy(tmp_path, SNIPPET)
+    assert status == 0, out
+
+
+@pytest.mark.slow
+def test_mypy_reads_the_compiled_module_stubs(tmp_path):
+    out, status = _mypy(tmp_path, BAD_SNIPPET)
+    assert status == 1, out
+    assert 'Incompatible types in assignment (expression has type "int", variable has type "str")' in out, out
+    assert 'Missing positional argument "X"' in out, out
+    assert "import-not-found" not in out and "import-untyped" not in out, out
+
+
+@pytest.mark.slow
+def test_stubs_match_the_compiled_modules(tmp_path, monkeypatch):
+    """mypy's stubtest compares _core.pyi/_blas.pyi with the built modules:
+    a def added to or changed in a .pyx must be mirrored in its .pyi."""
+    pytest.importorskip("mypy.api")
+    from mypy import stubtest
+
+    monkeypatch.chdir(tmp_path)  # stubtest writes its cache to ./.mypy_cache
+
+    allow = tmp_path / "allowlist.txt"
+    # Attributes Cython adds to every module.
+    allow.write_text("\n".join([
+        r"fastbp\._(core|blas)\.__test__",
+        r"fastbp\._(core|blas)\.__pyx_capi__",
+        r"fastbp\._(core|blas)\.__reduce_cython__",
+        r"fastbp\._(core|blas)\.__setstate_cython__",
+    ]) + "\n")
+    args = ["--allowlist", str(allow), "--ignore-unused-allowlist", "--concise"]
+    try:  # cdef classes cannot be subclassed together (PEP 800); newer mypy checks that
+        stubtest.parse_options(["--ignore-disjoint-bases", "fastbp._core"])
+        args.append("--ignore-disjoint-bases")
+    except SystemExit:
+        pass
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        status = stubtest.test_stubs(stubtest.parse_options(
+            args + ["fastbp._core", "fastbp._blas"]))
+    assert status == 0, "the .pyi stubs and the compiled modules differ:\n" + buf.getvalue()
