@@ -585,7 +585,7 @@ cdef class Kernel:
         cdef Net net
         cdef void* ptrs[128]
         cdef void** pp = ptrs
-        self._check_data(X, self.sizes[0], "X", True)
+        self._check_data(X, self.sizes[0], "X", True, False)   # NaN/inf: per chunk below
         if 2 * self.L > 128:
             pp = <void**>malloc(2 * self.L * sizeof(void*))
             if pp == NULL:
@@ -594,16 +594,18 @@ cdef class Kernel:
             refs = self._params(weights, biases, &net, pp, False)
             A = self._empty(_rows(X), self.sizes[self.L], cnp.PyArray_NDIM(X) == 1)
             if self.typenum == cnp.NPY_DOUBLE:
-                ok = _forward_chunked(&net, _rows(X), <double*>cnp.PyArray_DATA(X),
-                                      <double*>cnp.PyArray_DATA(A), self.max_width)
+                status = _forward_chunked(&net, _rows(X), <double*>cnp.PyArray_DATA(X),
+                                          <double*>cnp.PyArray_DATA(A), self.max_width)
             else:
-                ok = _forward_chunked(&net, _rows(X), <float*>cnp.PyArray_DATA(X),
-                                      <float*>cnp.PyArray_DATA(A), self.max_width)
+                status = _forward_chunked(&net, _rows(X), <float*>cnp.PyArray_DATA(X),
+                                          <float*>cnp.PyArray_DATA(A), self.max_width)
         finally:
             if pp != ptrs:
                 free(pp)
-        if not ok:
+        if status == 1:
             raise MemoryError()
+        if status == 2:
+            raise ValueError("X contains NaN or infinity; expected finite values")
         return A
 
     def cost_value(self, list weights, list biases, cnp.ndarray X, cnp.ndarray Y):
@@ -817,30 +819,38 @@ cdef class Kernel:
 # ---------------------------------------------------------------------------
 # Drivers that own their scratch memory (GIL released inside).
 
-cdef bint _forward_chunked(const Net* net, Py_ssize_t n, const floating* X,
-                           floating* out, int max_width) noexcept:
-    """Forward n rows in chunks of CHUNK rows through ping-pong buffers."""
+cdef int _forward_chunked(const Net* net, Py_ssize_t n, const floating* X,
+                          floating* out, int max_width) noexcept:
+    """Forward n rows in chunks of CHUNK rows through ping-pong buffers.
+
+    Each chunk's rows are checked for NaN/inf just before its forward pass,
+    while they are in cache, instead of in a separate pass over all of X.
+    Returns 0, 1 (out of memory) or 2 (X holds NaN or infinity).
+    """
     cdef Py_ssize_t rows = n if n < CHUNK else CHUNK
     cdef Py_ssize_t start, cn
-    cdef int l, L = net.L
+    cdef int l, L = net.L, n0 = net.sizes[0], status = 0
     cdef floating* buf = <floating*>malloc(2 * rows * max_width * sizeof(floating) + 1)
     cdef floating** ptrs = <floating**>malloc(L * sizeof(floating*) + 1)
     if buf == NULL or ptrs == NULL:
         free(buf)
         free(ptrs)
-        return False
+        return 1
     with nogil:
         start = 0
         while start < n:
             cn = n - start if n - start < rows else rows
+            if not all_finite(X + start * n0, cn * n0):
+                status = 2
+                break
             for l in range(L - 1):
                 ptrs[l] = buf + (l % 2) * rows * max_width
             ptrs[L - 1] = out + start * net.sizes[L]
-            run_forward(net, cn, X + start * net.sizes[0], ptrs, ptrs)
+            run_forward(net, cn, X + start * n0, ptrs, ptrs)
             start += cn
     free(buf)
     free(ptrs)
-    return True
+    return status
 
 
 cdef double _cost_chunked(const Net* net, Py_ssize_t n, const floating* X,

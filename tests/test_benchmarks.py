@@ -1,0 +1,107 @@
+"""The benchmark suite runs end to end in --quick mode and writes sane output.
+
+No timing assertions: only that the table, JSON (and PNG when matplotlib is
+installed) are produced and every recorded number is positive and finite.
+`benchmarks/` lives in the checkout, not in the installed package, so these
+tests skip when run from a copied tests directory against an installed wheel.
+"""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if (ROOT / "benchmarks" / "suite.py").is_file() and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+try:
+    from benchmarks import suite
+except ImportError as exc:   # e.g. tests copied next to an installed wheel
+    pytest.skip(f"the benchmarks package is not importable from {ROOT} ({exc}); "
+                "run the tests from the checkout", allow_module_level=True)
+
+try:
+    import matplotlib  # noqa: F401
+    HAVE_MPL = True
+except ImportError:
+    HAVE_MPL = False
+
+
+def _positive_finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    argv = ["--quick", "--workloads", "W1,W3,infer,predict,backprop,digits",
+            "--dtypes", "float32", "--repeats", "2", "--out", str(out)]
+    from contextlib import redirect_stdout
+    import io
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = suite.main(argv)
+    return rc, out, buf.getvalue()
+
+
+def test_quick_run_writes_table_json_png(quick_run):
+    rc, out, stdout = quick_run
+    assert rc == 0
+    table = (out / "table.txt").read_text()
+    assert "vs NumPy" in table and "W1 3Blue1Brown" in table and "fastbp" in table
+    assert table.strip() in stdout
+    record = json.loads((out / "bench.json").read_text())
+    assert record["quick"] is True
+    if HAVE_MPL:
+        assert (out / "speedup.png").stat().st_size > 0
+
+
+def test_quick_run_numbers_are_positive_and_finite(quick_run):
+    _, out, _ = quick_run
+    record = json.loads((out / "bench.json").read_text())
+    results = record["results"]
+    names = {r["workload"] for r in results}
+    assert {"W1", "W3", "infer", "predict", "bp-b10", "bp-wide", "digits"} <= names
+    for res in results:
+        assert _positive_finite(res["flops"]) and _positive_finite(res["gemm_gflops"])
+        assert _positive_finite(res["limit_s"])
+        assert res["numpy_baseline"] is not None
+        peers = {v["peer"] for v in res["variants"]}
+        assert {"fastbp", "numpy"} <= peers
+        for v in res["variants"]:
+            if v["peer"] in ("fastbp", "numpy"):
+                assert v["error"] is None, v["error"]
+            if v["error"]:
+                continue
+            assert len(v["times"]) == record["repeats"] == 2
+            assert all(_positive_finite(t) for t in v["times"])
+            for key in ("median", "min", "max", "vs_numpy", "pct_limit"):
+                assert _positive_finite(v[key]), (res["workload"], v["label"], key)
+            assert v["min"] <= v["median"] <= v["max"]
+
+
+def test_quick_run_records_machine_facts(quick_run):
+    _, out, _ = quick_run
+    m = json.loads((out / "bench.json").read_text())["machine"]
+    assert m["cpu_model"] and m["usable_cores"] >= 1
+    for pkg in ("python", "numpy", "scipy", "fastbp"):
+        assert m["versions"][pkg]
+    # reported as found, never changed
+    assert "OPENBLAS_CORETYPE" in m["environment"] and "OPENBLAS_L2_SIZE" in m["environment"]
+    assert "libraries" in m["blas"] or "note" in m["blas"]
+
+
+def test_bad_arguments_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        suite.main(["--workloads", "W9", "--out", "unused"])
+    assert e.value.code == 2
+    assert "W9" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        suite.main(["--dtypes", "float16"])
+
+
+def test_package_main_is_the_suite():
+    import benchmarks
+    assert callable(benchmarks.main)
