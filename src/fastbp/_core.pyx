@@ -48,10 +48,12 @@ cpdef enum Optimizer:
     SGD = 0
     ADAM = 1
 
-# Rows per chunk for forward/cost/predict: bounds scratch memory and keeps a
-# chunk's activations in cache while staying large enough for efficient gemm.
+# forward/cost/predict run in chunks of rows so scratch memory stays bounded:
+# about CHUNK_ELEMENTS activations per buffer (a few MB), at least MIN_CHUNK
+# rows so each gemm is large enough to be efficient (and to use BLAS threads).
 cdef enum:
-    CHUNK = 512
+    CHUNK_ELEMENTS = 1 << 19
+    MIN_CHUNK = 256
     # Training steps between checks for Ctrl-C (each check briefly takes the GIL).
     SIGNAL_EVERY = 64
 
@@ -819,15 +821,22 @@ cdef class Kernel:
 # ---------------------------------------------------------------------------
 # Drivers that own their scratch memory (GIL released inside).
 
+cdef inline Py_ssize_t chunk_rows(Py_ssize_t n, int max_width) noexcept nogil:
+    cdef Py_ssize_t rows = CHUNK_ELEMENTS // max_width
+    if rows < MIN_CHUNK:
+        rows = MIN_CHUNK
+    return n if n < rows else rows
+
+
 cdef int _forward_chunked(const Net* net, Py_ssize_t n, const floating* X,
                           floating* out, int max_width) noexcept:
-    """Forward n rows in chunks of CHUNK rows through ping-pong buffers.
+    """Forward n rows in chunks (see chunk_rows) through ping-pong buffers.
 
     Each chunk's rows are checked for NaN/inf just before its forward pass,
     while they are in cache, instead of in a separate pass over all of X.
     Returns 0, 1 (out of memory) or 2 (X holds NaN or infinity).
     """
-    cdef Py_ssize_t rows = n if n < CHUNK else CHUNK
+    cdef Py_ssize_t rows = chunk_rows(n, max_width)
     cdef Py_ssize_t start, cn
     cdef int l, L = net.L, n0 = net.sizes[0], status = 0
     cdef floating* buf = <floating*>malloc(2 * rows * max_width * sizeof(floating) + 1)
@@ -856,7 +865,7 @@ cdef int _forward_chunked(const Net* net, Py_ssize_t n, const floating* X,
 cdef double _cost_chunked(const Net* net, Py_ssize_t n, const floating* X,
                           const floating* Y, int max_width) noexcept:
     """Sum of C0 over n rows, in chunks; -1 if out of memory."""
-    cdef Py_ssize_t rows = n if n < CHUNK else CHUNK
+    cdef Py_ssize_t rows = chunk_rows(n, max_width)
     cdef Py_ssize_t start, cn
     cdef int l, L = net.L, m = net.sizes[net.L]
     cdef double total = 0
