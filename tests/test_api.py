@@ -565,3 +565,18 @@ def test_byte_swapped_parameters(op):
     if op == "backprop":
         want, got = want.weights[0], got.weights[0]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_finite_check(dtype):
+    """_core.finite, the one NaN/inf check the Python layer uses on data."""
+    from fastbp import _core
+    x = np.arange(12, dtype=dtype).reshape(3, 4)
+    assert _core.finite(x) and _core.finite(x[:, ::2]) and _core.finite(x.T)
+    assert _core.finite(np.empty((0, 4), dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[2, 3] = bad
+        assert not _core.finite(y)
+        assert not _core.finite(np.asfortranarray(y))
+    assert _core.finite(np.arange(5)) and not _core.finite(np.array([1.0, np.nan], ">f8"))

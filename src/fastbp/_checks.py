@@ -11,6 +11,8 @@ import operator
 
 import numpy as np
 
+from fastbp import _core
+
 # Names -> codes understood by the compiled core (_core.Activation / _core.Cost).
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5}
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity", "leaky_relu")
@@ -137,7 +139,7 @@ def inputs(X, n_features, dtype, allow_1d=True):
         shape = f"(n, {n_features})" + (f" or ({n_features},)" if allow_1d else "")
         raise ValueError(f"X must have shape {shape}; got an array of shape {X.shape}")
     X = c_array(X, dtype)
-    if not np.isfinite(X).all():
+    if not _core.finite(X):
         raise ValueError("X contains NaN or infinity; expected finite values")
     return X
 
@@ -168,7 +170,7 @@ def targets(Y, n, n_outputs, cost, dtype):
     else:
         raise ValueError(f"Y must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
     Y = c_array(Y, dtype)
-    if not np.isfinite(Y).all():
+    if not _core.finite(Y):
         raise ValueError("Y contains NaN or infinity; expected finite values")
     if cost != "quadratic" and (Y.min() < 0 or Y.max() > 1):
         raise ValueError(f"targets for the {cost} cost must lie in [0, 1]; got values in "

@@ -34,6 +34,9 @@ class Optimizer(IntEnum):
     SGD = 0
     ADAM = 1
 
+def finite(x: npt.NDArray[Any]) -> bool:
+    """True if every element of `x` is finite (one pass, no temporary array)."""
+
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
 

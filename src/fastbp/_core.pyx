@@ -18,7 +18,7 @@
 cimport cython
 from cython cimport floating
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 from libc.stdint cimport uint32_t, uint64_t
 from libc.math cimport fabs, exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
 from cpython.exc cimport PyErr_CheckSignals
@@ -347,7 +347,24 @@ cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
     cdef uint64_t acc = 0
     for i in range(size):
         acc |= _zbits(x[i])
-    return not _any_bad(acc, x[0])
+    return not _any_bad(acc, <floating>0)
+
+
+def finite(cnp.ndarray x):
+    """True if every element of `x` is finite; one pass, no temporary array
+    (the checks in _checks.py and trainer.py use it on data of any size)."""
+    cdef int t = cnp.PyArray_TYPE(x)
+    cdef bint ok
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+        return bool(np.isfinite(x).all())
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            ok = all_finite(<double*>cnp.PyArray_DATA(x), size)
+        else:
+            ok = all_finite(<float*>cnp.PyArray_DATA(x), size)
+    return ok
 
 
 # ---------------------------------------------------------------------------

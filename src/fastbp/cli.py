@@ -72,34 +72,22 @@ def _layers(text):
     return sizes
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
+def _float_where(accept, expected):
+    """An argparse type: a float for which accept(value) holds (NaN never does)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (np.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+        return value
+    return parse
 
 
-def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 <= value < 1):
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {text!r}")
-    return value
+_positive_float = _float_where(lambda v: v > 0, "a positive number")
+_nonnegative_float = _float_where(lambda v: v >= 0, "a number >= 0")
+_fraction = _float_where(lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 
 def _int_at_least(minimum):

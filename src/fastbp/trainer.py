@@ -278,16 +278,9 @@ class Trainer:
 def _check_finite(X, what):
     """ValueError if X holds NaN or infinity. `Network._data` leaves this check to
     the core for arrays that need no conversion, and `Kernel.train` skips it (to
-    keep it out of every epoch), so the trainer makes it once per call.
-    The sum is finite exactly when every element is (NaN and inf propagate),
-    unless it overflows; only then is X checked element by element."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = X.sum()
-    if np.isfinite(total):
-        return
-    for start in range(0, X.shape[0], 4096):
-        if not np.isfinite(X[start:start + 4096]).all():
-            raise ValueError(f"{what} contains NaN or infinity; expected finite values")
+    keep it out of every epoch), so the trainer makes it once per call."""
+    if not _core.finite(X):
+        raise ValueError(f"{what} contains NaN or infinity; expected finite values")
 
 
 def _absmax(X):
