@@ -580,3 +580,27 @@ def test_core_finite_check(dtype):
         assert not _core.finite(y)
         assert not _core.finite(np.asfortranarray(y))
     assert _core.finite(np.arange(5)) and not _core.finite(np.array([1.0, np.nan], ">f8"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_absmax_bound(dtype):
+    """_core.absmax_of: the trainer's one pass over X, a finiteness check and
+    the |X| bound of the fused SGD path's overflow proof at once."""
+    from fastbp import _core
+    rng = np.random.default_rng(3)
+    exact = np.dtype(dtype) == np.float32
+    for x in (rng.normal(0, 1e3, (37, 11)), rng.normal(0, 1e-300 if not exact else 1e-30, 101),
+              np.array([-7.5, 3.0, 0.0]), np.zeros(9), np.array([np.finfo(dtype).max, 1.0])):
+        x = x.astype(dtype)
+        bound = _core.absmax_of(x)
+        true = float(np.abs(x).max())
+        assert bound == true if exact else true <= bound <= true * (1 + 2.0 ** -20) + 1e-300
+        assert np.isfinite(bound)
+        assert _core.absmax_of(x[::-1]) == true                      # strided: NumPy's, exact
+    assert 0 <= _core.absmax_of(np.empty(0, dtype)) < 1e-300
+    for bad in (np.nan, np.inf, -np.inf):
+        for size in (1, 5, 64, 1001):                                # every stream and the tail
+            for where in (0, size // 2, size - 1):
+                x = np.ones(size, dtype)
+                x[where] = bad
+                assert not np.isfinite(_core.absmax_of(x))

@@ -270,6 +270,40 @@ def test_no_overflow_for_huge_z(output, cost, big, dtype):
         assert_close(g.biases[1], gb[1], dtype, "dC/db^2")
 
 
+@pytest.mark.parametrize("act", ["sigmoid", "softmax"])
+def test_exp_based_activations_are_accurate_everywhere(act, dtype):
+    """The core's own vectorized exp (in sigmoid and softmax), against the
+    formulas in long double, over the whole range: saturation, the subnormal
+    results near exp(-745) (float64) / exp(-103) (float32), and z = +-0."""
+    dtype = np.dtype(dtype)
+    lim = 800.0 if dtype == np.float64 else 110.0
+    rng = np.random.default_rng(20)
+    z = np.concatenate([np.linspace(-lim, lim, 40001), rng.normal(0, 6, 20000),
+                        [0.0, -0.0, 1e-30, -1e-30, -87.3, -103.9, -708.5, -745.0, -746.0]])
+    z = z.astype(dtype)
+    net = fastbp.Network([1, 1] if act == "sigmoid" else [1, 2], output=act,
+                         cost="quadratic" if act == "sigmoid" else "log_loss", dtype=dtype)
+    if act == "sigmoid":
+        net.weights[0][...] = 1
+        net.biases[0][...] = 0
+        zl = z.astype(np.longdouble)
+        with np.errstate(over="ignore"):
+            want = np.where(zl >= 0, 1 / (1 + np.exp(-zl)), np.exp(zl) / (1 + np.exp(zl)))
+        got = net.forward(z.reshape(-1, 1)).ravel()
+    else:
+        # z_1 - z_2 = z: softmax's first output is sigmoid(z) through exp(-|z|) of a row.
+        net.weights[0][...] = [[1.0], [0.0]]
+        net.biases[0][...] = 0
+        zl = z.astype(np.longdouble)
+        m = np.maximum(zl, 0)
+        want = np.exp(zl - m) / (np.exp(zl - m) + np.exp(-m))
+        got = net.forward(z.reshape(-1, 1))[:, 0]
+    ulp = np.maximum(np.spacing(want.astype(dtype)), np.finfo(dtype).smallest_subnormal)
+    err = np.abs(got.astype(np.longdouble) - want) / ulp
+    assert float(err.max()) <= 4, (z[err.argmax()], got[err.argmax()], want[err.argmax()])
+    assert ((got >= 0) & (got <= 1)).all()
+
+
 # -- the same answer whatever the layout of the input arrays ---------------------------
 
 def _results(net, X, Y):

@@ -37,6 +37,9 @@ class Optimizer(IntEnum):
 def finite(x: npt.NDArray[Any]) -> bool:
     """True if every element of `x` is finite (one pass, no temporary array)."""
 
+def absmax_of(x: npt.NDArray[Any]) -> float:
+    """An upper bound on max |x| (inf or NaN if any element is not finite)."""
+
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
 

@@ -19,8 +19,8 @@ cimport cython
 from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from libc.stdint cimport uint32_t, uint64_t
-from libc.math cimport fabs, exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.math cimport fabs, fabsf, exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
 from cpython.exc cimport PyErr_CheckSignals
 
 cimport numpy as cnp
@@ -29,6 +29,16 @@ import numpy as np
 from fastbp._blas cimport gemm, gemv, Trans, NoTrans
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTBP_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+    #else
+    #define FASTBP_PREFETCH(p) ((void)(p))
+    #endif
+    """
+    void prefetch "FASTBP_PREFETCH"(const void* p) noexcept nogil
 
 # Activation and cost codes; network.py maps names to these.
 cpdef enum Activation:
@@ -94,19 +104,74 @@ cdef inline floating _log1p(floating x) noexcept nogil:
     else:
         return log1p(x)
 
+cdef inline floating _fabs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
 cdef inline floating _sqrt(floating x) noexcept nogil:
     if floating is float:
         return sqrtf(x)
     else:
         return sqrt(x)
 
+cdef inline floating _exp_neg(floating x) noexcept nogil:
+    """exp(x) for x <= 0 (or NaN), within a few ulp, in straight-line code that
+    compilers vectorize (a call to libm's exp stops a loop from vectorizing).
+
+    exp(x) = 2^k exp(r) with k = round(x / ln 2) and |r| <= ln(2) / 2: r by
+    Cody-Waite reduction (ln 2 split so k ln2_hi is exact), exp(r) by its
+    Taylor polynomial (degree 13 for float64, 7 for float32: truncation error
+    below half an ulp), 2^k built from exponent bits in two halves so results
+    down to the subnormal range are right."""
+    cdef floating t, kf, r, p
+    cdef int64_t k, k1
+    cdef int32_t j, j1
+    cdef uint64_t u1, u2
+    cdef uint32_t w1, w2
+    cdef double s1, s2
+    cdef float f1, f2
+    if floating is double:
+        x = -746.0 if x < -746.0 else x          # exp(-746) rounds to 0; NaN passes
+        t = x * 1.4426950408889634 + 6755399441055744.0     # + 1.5 * 2^52 rounds to an integer
+        kf = t - 6755399441055744.0
+        memcpy(&u1, &t, 8)
+        k = <int64_t>(<int32_t>(u1 & 0xFFFFFFFFULL))     # the integer in t's low bits
+        r = (x - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10
+        p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800.0 + r * (1.0 / 39916800.0 + r * (1.0 / 479001600.0 + r * (
+            1.0 / 6227020800.0)))))))))))))
+        k1 = k >> 1
+        u1 = (<uint64_t>(k1 + 1023)) << 52
+        u2 = (<uint64_t>(k - k1 + 1023)) << 52
+        memcpy(&s1, &u1, 8)
+        memcpy(&s2, &u2, 8)
+        return p * s1 * s2
+    else:
+        x = <float>-104.0 if x < <float>-104.0 else x
+        t = x * <float>1.44269504 + <float>12582912.0      # 1.5 * 2^23
+        kf = t - <float>12582912.0
+        memcpy(&w1, &t, 4)
+        j = <int32_t>(w1 & 0x7FFFFF) - 0x400000         # the integer in t's mantissa bits
+        r = (x - kf * <float>0.693359375) - kf * <float>-2.12194440e-4
+        p = <float>1 + r * (<float>1 + r * (<float>(1.0 / 2) + r * (<float>(1.0 / 6) + r * (
+            <float>(1.0 / 24) + r * (<float>(1.0 / 120) + r * (<float>(1.0 / 720) + r * (
+            <float>(1.0 / 5040))))))))
+        j1 = j >> 1
+        w1 = (<uint32_t>(j1 + 127)) << 23
+        w2 = (<uint32_t>(j - j1 + 127)) << 23
+        memcpy(&f1, &w1, 4)
+        memcpy(&f2, &w2, 4)
+        return p * f1 * f2
+
+
 cdef inline floating _sigmoid(floating z) noexcept nogil:
-    # Two branches so exp never overflows: exp(-|z|) <= 1.
-    cdef floating e
-    if z >= 0:
-        return 1 / (1 + _exp(-z))
-    e = _exp(z)
-    return e / (1 + e)
+    # exp(-|z|) <= 1 never overflows; 1/(1+e) for z >= 0, e/(1+e) below, as
+    # one division with a selected numerator so the loop vectorizes.
+    cdef floating e = _exp_neg(-_fabs(z))
+    return (<floating>1 if z >= 0 else e) / (<floating>1 + e)
 
 cdef inline floating _softplus(floating z) noexcept nogil:
     # log(1 + exp(z)) without overflow.
@@ -153,10 +218,10 @@ cdef void activate(int code, Py_ssize_t n, Py_ssize_t m, const floating* Z,
                     mx = Z[i * m + j]
             s = 0
             for j in range(m):
-                z = _exp(Z[i * m + j] - mx)
+                z = _exp_neg(Z[i * m + j] - mx)
                 A[i * m + j] = z
                 s = s + z
-            s = 1 / s
+            s = <floating>1 / s
             for j in range(m):
                 A[i * m + j] = A[i * m + j] * s
 
@@ -169,11 +234,11 @@ cdef void times_derivative(int code, Py_ssize_t size, const floating* A,
     if code == SIGMOID:
         for i in range(size):
             a = A[i]
-            D[i] = D[i] * (a * (1 - a))
+            D[i] = D[i] * (a * (<floating>1 - a))
     elif code == TANH:
         for i in range(size):
             a = A[i]
-            D[i] = D[i] * (1 - a * a)
+            D[i] = D[i] * (<floating>1 - a * a)
     elif code == RELU:
         # Unconditional stores, so the loops vectorize.
         for i in range(size):
@@ -211,13 +276,13 @@ cdef double cost_and_delta(int act, int cost, Py_ssize_t n, Py_ssize_t m,
                     # Full Jacobian-vector product: dC0/dz_j = a_j (g_j - sum_i g_i a_i).
                     s = 0
                     for j in range(m):
-                        s = s + 2 * (A[row + j] - Y[row + j]) * A[row + j]
+                        s = s + <floating>2 * (A[row + j] - Y[row + j]) * A[row + j]
                     for j in range(m):
                         a = A[row + j]
-                        D[row + j] = scale * a * (2 * (a - Y[row + j]) - s)
+                        D[row + j] = scale * a * (<floating>2 * (a - Y[row + j]) - s)
                 else:
                     for j in range(m):
-                        D[row + j] = scale * 2 * (A[row + j] - Y[row + j])
+                        D[row + j] = scale * <floating>2 * (A[row + j] - Y[row + j])
                     times_derivative(act, m, A + row, D + row)
         elif cost == CROSS_ENTROPY:
             # -[y ln a + (1-y) ln(1-a)] with a = sigmoid(z) is softplus(z) - y z.
@@ -330,7 +395,7 @@ cdef inline uint64_t _zbits(floating x) noexcept nogil:
         memcpy(&u, &d, 8)
         return u
     else:
-        f = x * 0
+        f = x * <float>0
         memcpy(&w, &f, 4)
         return w
 
@@ -365,6 +430,27 @@ def finite(cnp.ndarray x):
         else:
             ok = all_finite(<float*>cnp.PyArray_DATA(x), size)
     return ok
+
+
+def absmax_of(cnp.ndarray x):
+    """An upper bound on max |x| over the elements of `x` (see `absmax`; 0.0
+    for an empty array of another dtype or layout), which is inf or NaN if any
+    element is not finite. One pass, no temporary array: the trainer's
+    finiteness check and the bound its overflow proof needs, read together."""
+    cdef int t = cnp.PyArray_TYPE(x)
+    cdef double m
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+        if size == 0:
+            return 0.0
+        return float(max(abs(float(np.max(x))), abs(float(np.min(x)))))
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            m = absmax(<double*>cnp.PyArray_DATA(x), size)
+        else:
+            m = absmax(<float*>cnp.PyArray_DATA(x), size)
+    return m
 
 
 # ---------------------------------------------------------------------------
@@ -417,8 +503,8 @@ cdef int adam(Py_ssize_t size, floating* p, const floating* g, floating* m1, flo
     cdef floating gi, m, v
     for i in range(size):
         gi = g[i] + wd * p[i]
-        m = m1[i] + (1 - b1) * (gi - m1[i])        # torch: exp_avg.lerp_(grad, 1 - beta1)
-        v = b2 * m2[i] + (1 - b2) * gi * gi
+        m = m1[i] + (<floating>1 - b1) * (gi - m1[i])        # torch: exp_avg.lerp_(grad, 1 - beta1)
+        v = b2 * m2[i] + (<floating>1 - b2) * gi * gi
         if write:
             m1[i] = m
             m2[i] = v
@@ -792,7 +878,7 @@ cdef class Kernel:
         if not x_absmax >= 0:
             # Bound on |X| for the overflow proof of the fused SGD path; callers
             # that train repeatedly on the same X pass it in (see trainer.py).
-            x_absmax = float(max(abs(float(np.max(X))), abs(float(np.min(X)))))
+            x_absmax = absmax_of(X)
         ws.steps_done = 0
         ws.loss_sum = 0
         try:
@@ -960,7 +1046,7 @@ cdef class Workspace:
     cdef void* mem
     cdef readonly Py_ssize_t batch
     cdef void** ptrs        # A[L], Z[L], dW[L], db[L], D[L] (per-layer deltas)
-    cdef double* bounds     # upper bounds on max|W^l| (L) and max|b^l| (L)
+    cdef double* bounds     # upper bounds on max|W^l|, max|b^l| and their gradients (L each)
     cdef void* Xb
     cdef void* Yb
     cdef readonly long steps_done
@@ -980,7 +1066,7 @@ cdef class Workspace:
         total += batch * (kernel.sizes[0] + 2 * m)                    # Xb, Yb, Z^L
         self.mem = malloc(total * item + 64)
         self.ptrs = <void**>malloc(5 * L * sizeof(void*))
-        self.bounds = <double*>malloc(2 * L * sizeof(double))
+        self.bounds = <double*>malloc(4 * L * sizeof(double))
         if self.mem == NULL or self.ptrs == NULL or self.bounds == NULL:
             raise MemoryError(f"cannot allocate {total * item} bytes of training buffers")
         base = <char*>self.mem
@@ -1006,20 +1092,74 @@ cdef class Workspace:
         free(self.ptrs)
         free(self.bounds)
 
+cdef inline void prefetch_row(const char* p, Py_ssize_t nbytes) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(0, nbytes, 64):
+        prefetch(p + k)
+
+
 cdef int _check_signals() except -1 nogil:
     with gil:
         return PyErr_CheckSignals()
 
 
+cdef inline int32_t _abs_bits(floating x) noexcept nogil:
+    # The top 32 bits of |x| as a non-negative int32: for non-negative IEEE
+    # values integer order is numeric order (and NaN sorts above inf).
+    cdef int32_t w
+    cdef uint64_t u
+    if floating is float:
+        memcpy(&w, &x, 4)
+        return w & 0x7FFFFFFF
+    else:
+        memcpy(&u, &x, 8)
+        return <int32_t>((u >> 32) & 0x7FFFFFFF)
+
+
 cdef double absmax(const floating* x, Py_ssize_t size) noexcept nogil:
-    """max |x_i| (NaN if any x_i is NaN)."""
-    cdef Py_ssize_t i
-    cdef double m = 0, v
-    for i in range(size):
-        v = fabs(x[i])
-        if not (v <= m):
-            m = v
-    return m
+    """An upper bound on max |x_i|: exact for float32, within a factor
+    1 + 2^-20 above it for float64 (only the top 32 bits are compared).
+    inf or NaN if any x_i is not finite.
+
+    It reduces integer bit patterns, which compilers vectorize where a
+    floating-point max reduction they would not, in four independent streams
+    so the loop is not bound by the latency of one running maximum."""
+    cdef Py_ssize_t i, q = size // 4
+    cdef int32_t m0 = 0, m1 = 0, m2 = 0, m3 = 0, w
+    cdef uint64_t u
+    cdef float f
+    cdef double d
+    for i in range(q):
+        w = _abs_bits(x[i])
+        m0 = w if w > m0 else m0
+        w = _abs_bits(x[q + i])
+        m1 = w if w > m1 else m1
+        w = _abs_bits(x[2 * q + i])
+        m2 = w if w > m2 else m2
+        w = _abs_bits(x[3 * q + i])
+        m3 = w if w > m3 else m3
+    for i in range(4 * q, size):
+        w = _abs_bits(x[i])
+        m0 = w if w > m0 else m0
+    m0 = m0 if m0 > m1 else m1
+    m2 = m2 if m2 > m3 else m3
+    m0 = m0 if m0 > m2 else m2
+    if floating is float:
+        memcpy(&f, &m0, 4)
+        return f
+    else:
+        # Round up: all of the low 32 bits set (a NaN if the top is inf's;
+        # a tiny subnormal, not 0, when every top is 0).
+        u = ((<uint64_t>m0) << 32) | 0xFFFFFFFFULL
+        memcpy(&d, &u, 8)
+        return d
+
+
+cdef inline double act_absmax(int act, const floating* a, Py_ssize_t size) noexcept nogil:
+    """An upper bound on max |a| for activations a of the given kind."""
+    if act == SIGMOID or act == TANH or act == SOFTMAX:
+        return 1.0
+    return absmax(a, size)
 
 
 cdef void layer_deltas(const Net* net, Py_ssize_t n, floating** Ap, floating** Ds) noexcept nogil:
@@ -1075,7 +1215,9 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     cdef floating* Yb
     cdef const floating* a_prev
     cdef Py_ssize_t pos = first, nb, i, j, r
-    cdef double c, dmax, amax, grad_w, grad_b, decay, limit
+    cdef double c, dmax, amax, decay, limit
+    cdef double* grad_w = ws.bounds + 2 * L     # bounds on max|dC/dW^l|, max|dC/db^l|
+    cdef double* grad_b = ws.bounds + 3 * L
     cdef bint ok, fused_ok
     # The fused path also needs lr and 1 - lr l2 to be finite in the network's
     # dtype (a float32 network with lr > 3.4e38 takes the checked path, which
@@ -1096,6 +1238,12 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                 r = order[pos + i]
                 memcpy(Xb + i * n0, X + r * n0, n0 * sizeof(floating))
                 memcpy(Yb + i * m, Y + r * m, m * sizeof(floating))
+            # Shuffled rows are cache misses: start fetching the next batch's
+            # rows now, so they arrive while this batch is computed.
+            for i in range(pos + nb, min(pos + nb + batch, last)):
+                r = order[i]
+                prefetch_row(<const char*>(X + r * n0), n0 * sizeof(floating))
+                prefetch(<const char*>(Y + r * m))
         else:
             Xb = <floating*>(X + pos * n0)
             Yb = <floating*>(Y + pos * m)
@@ -1112,12 +1260,13 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             fused_ok = True
             for l in range(L):
                 dmax = absmax(Ds[l], nb * net.sizes[l + 1])
-                amax = x_absmax if l == 0 else absmax(ap[l - 1], nb * net.sizes[l])
-                grad_w = nb * dmax * amax
-                grad_b = nb * dmax
-                if not (grad_w < limit and grad_b < limit
-                        and decay * wbound[l] + o.lr * grad_w < limit
-                        and bbound[l] + o.lr * grad_b < limit):
+                amax = x_absmax if l == 0 else act_absmax(net.act[l - 1], ap[l - 1],
+                                                          nb * net.sizes[l])
+                grad_w[l] = nb * dmax * amax
+                grad_b[l] = nb * dmax
+                if not (grad_w[l] < limit and grad_b[l] < limit
+                        and decay * wbound[l] + o.lr * grad_w[l] < limit
+                        and bbound[l] + o.lr * grad_b[l] < limit):
                     fused_ok = False
             if fused_ok:
                 for l in range(L):
@@ -1129,10 +1278,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                     column_sums(nb, n_out, Ds[l], db[l])
                     for j in range(n_out):
                         (<floating*>net.b[l])[j] -= <floating>o.lr * db[l][j]
-                    dmax = absmax(Ds[l], nb * n_out)
-                    amax = x_absmax if l == 0 else absmax(ap[l - 1], nb * n_in)
-                    wbound[l] = decay * wbound[l] + o.lr * nb * dmax * amax
-                    bbound[l] = bbound[l] + o.lr * nb * dmax
+                    wbound[l] = decay * wbound[l] + o.lr * grad_w[l]
+                    bbound[l] = bbound[l] + o.lr * grad_b[l]
 
         if not fused_ok:
             for l in range(L):

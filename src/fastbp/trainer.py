@@ -8,6 +8,7 @@ every few hundred steps when a progress bar is shown.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -128,10 +129,10 @@ class Trainer:
         before the update. Raises FloatingPointError, changing nothing, if the
         cost or the update is not finite."""
         X, Y, _ = self.network._data(X, Y)
-        _check_finite(X, "X")
+        x_absmax = _finite_absmax(X, "X")
         with self._training():
             ws = _core.Workspace(self.network._kernel, X.shape[0])
-            self._x_absmax = _absmax(X)
+            self._x_absmax = x_absmax
             status = self._run(X, Y, None, 0, X.shape[0], X.shape[0], ws)
             if status != _OK:
                 raise FloatingPointError(self._divergence(status, "this step"))
@@ -160,7 +161,7 @@ class Trainer:
         """
         net = self.network
         X, Y, _ = net._data(X, Y)
-        _check_finite(X, "X")
+        x_absmax = _finite_absmax(X, "X")
         epochs = _checks.integer(epochs, "epochs", minimum=0)
         val = None
         if validation_data is not None:
@@ -192,7 +193,7 @@ class Trainer:
         with self._training():
             self.history = history = History()   # only once this fit holds the network
             ws = _core.Workspace(net._kernel, min(self.batch_size, n))
-            self._x_absmax = _absmax(X)
+            self._x_absmax = x_absmax
             for epoch in range(epochs):
                 order = self._rng.permutation(n).astype(np.int64) if self.shuffle else None
                 start = time.perf_counter()
@@ -279,13 +280,16 @@ def _check_finite(X, what):
     """ValueError if X holds NaN or infinity. `Network._data` leaves this check to
     the core for arrays that need no conversion, and `Kernel.train` skips it (to
     keep it out of every epoch), so the trainer makes it once per call."""
-    if not _core.finite(X):
+    _finite_absmax(X, what)
+
+
+def _finite_absmax(X, what):
+    """`_check_finite`, returning the bound on max |X| that the core's overflow
+    proof uses: both come from one pass over X."""
+    bound = _core.absmax_of(X)
+    if not math.isfinite(bound):
         raise ValueError(f"{what} contains NaN or infinity; expected finite values")
-
-
-def _absmax(X):
-    """max |X|, without a temporary the size of X (the core's overflow proof uses it)."""
-    return float(max(abs(float(X.max())), abs(float(X.min()))))
+    return bound
 
 
 class _TrainingLock:
