@@ -112,6 +112,8 @@ def time_to_accuracy(suite):
             else:
                 m = peers.model(peer, TTA, dtype, 0)
             try:
+                if cfg.settle:
+                    time.sleep(cfg.settle)      # let the last run's thread pools go idle
                 out = _run_to_target(m, d, perms, target, every, th, cfg.tta_cap)
             except Exception as exc:
                 out = {"seconds": None, "error": f"{type(exc).__name__}: {exc}", "batches": 0,

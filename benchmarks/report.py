@@ -139,7 +139,8 @@ def table(record):
            f"torch {v['torch']}, scikit-learn {v['sklearn']}",
            f"BLAS: {blas or 'unknown'} (fastbp calls scipy's BLAS through cython_blas)",
            f"fastbp default threads: scipy BLAS {record['fastbp_default_blas_threads']}; "
-           f"repeats {record['repeats']}, interleaved; times are per epoch (training) or per call",
+           f"repeats {record['repeats']}, interleaved, {record['config'].get('settle', 0):g} s idle "
+           "before each timed run; times are per epoch (training) or per call",
            "thr: threads ('default' = the library's own); * = the peer's best of the thread counts "
            "tried; vs NumPy / vs torch = their best median / this median; % limit = compute-bound "
            "time at the measured NumPy GEMM rate / this median",

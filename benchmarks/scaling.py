@@ -41,7 +41,8 @@ def run(suite):
                 continue
             for th in suite.peer_threads(peer):
                 variants.append(timing.Variant(peer, th, _prepare(peer, wl, dtype, 1, None)))
-        timing.measure(variants, data, repeats, warmup_data=warm, log=suite.log)
+        timing.measure(variants, data, repeats, warmup_data=warm, log=suite.log,
+                       settle=suite.cfg.settle)
         times = {}
         for v in variants:      # fastbp at each setting; NumPy at its best
             if v.median is None:

@@ -6,7 +6,9 @@
 Every workload is timed for every implementation in the same run, interleaved
 (A B C, A B C, ...), `--repeats` times; the table shows medians and min-max,
 the speed-up over the NumPy baseline and over PyTorch, and the share of the
-compute-bound limit reached. Everything measured goes to DIR/bench.json.
+compute-bound limit reached. Before each timed run the suite idles for a
+moment, so that the spinning worker threads of the previous implementation's
+BLAS or OpenMP pool are asleep again. Everything measured goes to DIR/bench.json.
 
 Threads: with ``--threads N`` every implementation runs with N BLAS/OpenMP
 threads (threadpoolctl) and ``torch.set_num_threads(N)``. Without it, fastbp
@@ -49,6 +51,7 @@ class Config:
     bp_wide_calls: int
     gemm_rows: int
     gemm_min_time: float
+    settle: float          # seconds of idle before each timed run (see timing.measure)
     repeats: int
 
     @classmethod
@@ -57,12 +60,13 @@ class Config:
             return cls(True, n_train=300, n_test=200, warmup_rows=50, subset=100,
                        subset_small_batch=100, tta_cap=20.0,
                        digits_epochs=1, infer_calls=100, predict_calls=1, bp_small_calls=20,
-                       bp_wide_calls=1, gemm_rows=128, gemm_min_time=0.0,
+                       bp_wide_calls=1, gemm_rows=128, gemm_min_time=0.0, settle=0.0,
                        repeats=repeats or 1)
         return cls(False, n_train=60000, n_test=10000, warmup_rows=2000, subset=3000,
                    subset_small_batch=12000, tta_cap=90.0,
                    digits_epochs=10, infer_calls=5000, predict_calls=20, bp_small_calls=1000,
-                   bp_wide_calls=10, gemm_rows=4096, gemm_min_time=0.2, repeats=repeats or 3)
+                   bp_wide_calls=10, gemm_rows=4096, gemm_min_time=0.2, settle=0.3,
+                   repeats=repeats or 3)
 
 
 def parse_args(argv):
@@ -189,7 +193,8 @@ class Suite:
         self.log(f"{wl.name} {dtype}: {', '.join(v.label for v in variants)}")
         load_before = machine.load_average()
         t0 = time.perf_counter()
-        timing.measure(variants, d, cfg.repeats, warmup_data=warm, log=self.log)
+        timing.measure(variants, d, cfg.repeats, warmup_data=warm, log=self.log,
+                       settle=cfg.settle)
         elapsed = time.perf_counter() - t0
         if wl.kind == "epoch":
             examples = d.X.shape[0]

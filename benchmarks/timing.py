@@ -105,12 +105,18 @@ def time_once(fn, n_threads):
     return elapsed
 
 
-def measure(variants, data, repeats, warmup_data=None, log=None):
+def measure(variants, data, repeats, warmup_data=None, log=None, settle=0.0):
     """Time every variant `repeats` times, interleaved; fill `variant.times`.
 
     Each variant first runs once untimed on `warmup_data` (or `data`) to load
     libraries, spin up thread pools and fault in memory. A variant that raises
     is dropped with its error recorded, never silently.
+
+    `settle` seconds pass (untimed) before each timed run. The worker threads
+    of a BLAS or OpenMP pool keep spinning for a while after the call that used
+    them (OpenBLAS for about 0.1 s), so without the pause the previous
+    variant's pool would take a core from the one being timed: interleaving
+    would then penalize whichever implementation follows a multithreaded one.
     """
     gc.collect()        # once per workload: a full collection can take 0.1 s with torch loaded
     live = list(variants)
@@ -129,6 +135,8 @@ def measure(variants, data, repeats, warmup_data=None, log=None):
                 continue
             try:
                 fn = v.prepare(data, r)
+                if settle:
+                    time.sleep(settle)
                 t = time_once(fn, v.threads)
             except Exception as exc:
                 v.error = f"{type(exc).__name__}: {exc}"

@@ -147,6 +147,25 @@ def test_fit_unshuffled_equals_reference(layout, opt_id, optimizer, spec, l2, dt
     assert hist is tr.history
 
 
+@pytest.mark.parametrize("dtype, eps", [(np.float64, 1e-310), (np.float64, 0.0),
+                                        (np.float32, 1e-45), (np.float32, 0.0)])
+def test_adam_on_the_checked_path_equals_reference(dtype, eps):
+    """Momentum SGD and Adam write each update in one pass when running bounds
+    prove it finite. With eps tiny (or 0) nothing bounds m / (sqrt(v) + eps)
+    ahead of time, so every step takes the checked two-pass path instead: the
+    training must be the same."""
+    net = make_net(LAYOUTS[0], dtype)
+    X, Y = make_data(net, 23)
+    hyper = dict(lr=0.01, beta1=0.8, beta2=0.99, eps=eps)
+    oracle = Oracle(net, ("adam", hyper), l2=0.01)
+    tr = fastbp.Trainer(net, fastbp.Adam(**hyper), batch_size=5, l2=0.01, shuffle=False)
+    hist = tr.fit(X, Y, epochs=3)
+    want = [oracle.epoch(X, Y, np.arange(23), 5) for _ in range(3)]
+    rtol = RTOL[np.dtype(dtype)]
+    oracle.assert_matches(net, rtol)
+    assert hist.loss == pytest.approx(want, rel=rtol)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
 def test_fit_shuffled_equals_reference_with_documented_permutation(opt_id, optimizer, spec, dtype):

@@ -1046,7 +1046,7 @@ cdef class Workspace:
     cdef void* mem
     cdef readonly Py_ssize_t batch
     cdef void** ptrs        # A[L], Z[L], dW[L], db[L], D[L] (per-layer deltas)
-    cdef double* bounds     # upper bounds on max|W^l|, max|b^l| and their gradients (L each)
+    cdef double* bounds     # running upper bounds, see _train_steps (8 L)
     cdef void* Xb
     cdef void* Yb
     cdef readonly long steps_done
@@ -1066,7 +1066,7 @@ cdef class Workspace:
         total += batch * (kernel.sizes[0] + 2 * m)                    # Xb, Yb, Z^L
         self.mem = malloc(total * item + 64)
         self.ptrs = <void**>malloc(5 * L * sizeof(void*))
-        self.bounds = <double*>malloc(4 * L * sizeof(double))
+        self.bounds = <double*>malloc(8 * L * sizeof(double))
         if self.mem == NULL or self.ptrs == NULL or self.bounds == NULL:
             raise MemoryError(f"cannot allocate {total * item} bytes of training buffers")
         base = <char*>self.mem
@@ -1180,12 +1180,74 @@ cdef void column_sums(Py_ssize_t n, int m, const floating* D, floating* out) noe
             out[j] = out[j] + D[i * m + j]
 
 
-cdef void exact_bounds(const Net* net, double* bounds, const floating* like) noexcept nogil:
-    # `like` only selects float32 or float64.
-    cdef int l
-    for l in range(net.L):
-        bounds[l] = absmax(<floating*>net.W[l], <Py_ssize_t>net.sizes[l + 1] * net.sizes[l])
-        bounds[net.L + l] = absmax(<floating*>net.b[l], net.sizes[l + 1])
+# Running upper bounds for the overflow proofs of _train_steps, 2 L slots per
+# group: slot l is W^(l+1), slot L + l is b^(l+1).
+cdef enum:
+    B_PARAM = 0     # max |p|
+    B_GRAD = 2      # max |dC/dp| of the current step
+    B_S1 = 4        # max |momentum buffer| or max |Adam m|
+    B_S2 = 6        # max Adam v (v >= 0)
+
+
+cdef void exact_bounds(const Net* net, double* bounds, floating** s1, floating** s2) noexcept nogil:
+    cdef int l, L = net.L
+    cdef Py_ssize_t size
+    for l in range(L):
+        size = <Py_ssize_t>net.sizes[l + 1] * net.sizes[l]
+        bounds[B_PARAM * L + l] = absmax(<floating*>net.W[l], size)
+        bounds[B_PARAM * L + L + l] = absmax(<floating*>net.b[l], net.sizes[l + 1])
+        if s1 != NULL:
+            bounds[B_S1 * L + l] = absmax(s1[l], size)
+            bounds[B_S1 * L + L + l] = absmax(s1[L + l], net.sizes[l + 1])
+        if s2 != NULL:
+            bounds[B_S2 * L + l] = absmax(s2[l], size)
+            bounds[B_S2 * L + L + l] = absmax(s2[L + l], net.sizes[l + 1])
+
+
+cdef void gradient_bounds(const Net* net, Py_ssize_t nb, floating** Ds, floating** ap,
+                          double x_absmax, double* bounds) noexcept nogil:
+    # dC/dW^l = D^T A sums nb products: |.| <= nb max|D| max|A|; dC/db^l sums nb of D.
+    cdef int l, L = net.L
+    cdef double dmax, amax
+    for l in range(L):
+        dmax = absmax(Ds[l], nb * net.sizes[l + 1])
+        amax = x_absmax if l == 0 else act_absmax(net.act[l - 1], ap[l - 1], nb * net.sizes[l])
+        bounds[B_GRAD * L + l] = nb * dmax * amax
+        bounds[B_GRAD * L + L + l] = nb * dmax
+
+
+cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size, double eps,
+                      double limit, bint commit) noexcept nogil:
+    """Bounds on |p|, |s1|, |s2| after one momentum-SGD or Adam update, from
+    the bounds before it and on the gradient, following each operation of
+    sgd_momentum / adam. True if every value the update computes is provably
+    below `limit` (so finite); if also `commit`, the bounds become the new ones.
+    NaN bounds compare false, so they prove nothing."""
+    cdef int k
+    cdef double p, g, m, v, step, wd
+    cdef bint ok = True
+    for k in range(2 * L):
+        wd = o.l2 if k < L else 0.0
+        p = bounds[B_PARAM * L + k]
+        g = bounds[B_GRAD * L + k] + wd * p
+        if o.kind == ADAM:
+            m = bounds[B_S1 * L + k]
+            m = m + (1 - o.beta1) * (g + m)
+            v = o.beta2 * bounds[B_S2 * L + k] + (1 - o.beta2) * g * g
+            step = step_size * (m / eps)        # |m / (sqrt(v) / bc2 + eps)| <= m / eps
+            ok = ok and g < limit and m < limit and v < limit and step < limit
+        else:
+            m = o.momentum * bounds[B_S1 * L + k] + g
+            v = 0
+            step = o.lr * (g + o.momentum * m if o.nesterov else m)
+            ok = ok and g < limit and m < limit and step < limit
+        p = p + step
+        ok = ok and p < limit
+        if commit:
+            bounds[B_PARAM * L + k] = p
+            bounds[B_S1 * L + k] = m
+            bounds[B_S2 * L + k] = v
+    return ok
 
 
 cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const floating* Y,
@@ -1199,9 +1261,12 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
 
     Plain SGD (no momentum) takes a fused path: each weight update is one gemm
     straight into W (W = (1 - lr l2) W - lr D^T A), with no gradient buffer.
-    It is taken only when running upper bounds on |W|, |b| and the gradient
-    prove that the update cannot overflow (so it is finite, as the spec
-    requires); otherwise the step takes the checked two-pass path.
+    Momentum SGD and Adam update each array in one pass. Both are taken only
+    when running upper bounds on |W|, |b|, the optimizer state and the
+    gradient prove that the update cannot overflow (so it is finite, as the
+    spec requires); otherwise the step takes the checked path: a first pass
+    computes the update without writing it, and stops the run if any value
+    would not be finite.
     """
     cdef int L = net.L, l, n0 = net.sizes[0], m = net.sizes[net.L], n_in, n_out
     cdef floating** ap = <floating**>ws.ptrs
@@ -1209,26 +1274,29 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     cdef floating** dW = ap + 2 * L
     cdef floating** db = ap + 3 * L
     cdef floating** Ds = ap + 4 * L
-    cdef double* wbound = ws.bounds
-    cdef double* bbound = ws.bounds + L
+    cdef double* wbound = ws.bounds + B_PARAM * L
+    cdef double* bbound = ws.bounds + B_PARAM * L + L
+    cdef double* grad_w = ws.bounds + B_GRAD * L
+    cdef double* grad_b = ws.bounds + B_GRAD * L + L
     cdef floating* Xb
     cdef floating* Yb
     cdef const floating* a_prev
     cdef Py_ssize_t pos = first, nb, i, j, r
-    cdef double c, dmax, amax, decay, limit
-    cdef double* grad_w = ws.bounds + 2 * L     # bounds on max|dC/dW^l|, max|dC/db^l|
-    cdef double* grad_b = ws.bounds + 3 * L
-    cdef bint ok, fused_ok
-    # The fused path also needs lr and 1 - lr l2 to be finite in the network's
-    # dtype (a float32 network with lr > 3.4e38 takes the checked path, which
-    # reports the non-finite update).
+    cdef double c, decay, limit, step_size = 0
+    cdef bint ok, fused_ok, proven
+    cdef floating* no_state = NULL
+    # The proofs work in double; they also need every hyperparameter to be
+    # finite in the network's dtype (a float32 network with lr > 3.4e38
+    # takes the checked path, which reports the non-finite update).
     cdef bint plain_sgd = (o.kind == SGD and o.momentum == 0 and _finite(<floating>o.lr)
                            and _finite(<floating>(1 - o.lr * o.l2)))
-    cdef floating* no_state = NULL
+    cdef bint tracked = (not plain_sgd and _finite(<floating>o.lr) and _finite(<floating>o.l2)
+                         and (o.kind == SGD and _finite(<floating>o.momentum)
+                              or o.kind == ADAM and <floating>o.eps > 0))
     limit = 1e300 if floating is double else 1e37
     decay = fabs(1 - o.lr * o.l2)
-    if plain_sgd:
-        exact_bounds(net, ws.bounds, X)
+    if plain_sgd or tracked:
+        exact_bounds(net, ws.bounds, s1, s2)
     while pos < last:
         nb = last - pos if last - pos < batch else batch
         if order != NULL:
@@ -1256,14 +1324,10 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
 
         fused_ok = False
         if plain_sgd:
-            # Can W - lr * D^T A overflow? |sum_i D_ij A_ik| <= nb max|D| max|A|.
+            # Can W - lr * D^T A overflow?
+            gradient_bounds(net, nb, Ds, ap, x_absmax, ws.bounds)
             fused_ok = True
             for l in range(L):
-                dmax = absmax(Ds[l], nb * net.sizes[l + 1])
-                amax = x_absmax if l == 0 else act_absmax(net.act[l - 1], ap[l - 1],
-                                                          nb * net.sizes[l])
-                grad_w[l] = nb * dmax * amax
-                grad_b[l] = nb * dmax
                 if not (grad_w[l] < limit and grad_b[l] < limit
                         and decay * wbound[l] + o.lr * grad_w[l] < limit
                         and bbound[l] + o.lr * grad_b[l] < limit):
@@ -1289,16 +1353,31 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                 gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>1, Ds[l], n_out, a_prev,
                      n_in, <floating>0, dW[l], n_in)
                 column_sums(nb, n_out, Ds[l], db[l])
-            ok = True
-            for l in range(L):
-                ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l],
-                                         dW[l], s1[l] if s1 != NULL else no_state,
-                                         s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
-                ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
-                                         s1[L + l] if s1 != NULL else no_state,
-                                         s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, False)
-            if not ok:
-                return 2
+            proven = False
+            if tracked:
+                if o.kind == ADAM:
+                    step_size = o.lr / (1 - pow(o.beta1, <double>(t + 1)))
+                gradient_bounds(net, nb, Ds, ap, x_absmax, ws.bounds)
+                proven = (_finite(<floating>step_size)
+                          and next_bounds(o, L, ws.bounds, step_size, <floating>o.eps, limit,
+                                          False))
+                if proven:
+                    next_bounds(o, L, ws.bounds, step_size, <floating>o.eps, limit, True)
+                else:
+                    tracked = False     # checked steps from here to the end of this call
+            if not proven:
+                ok = True
+                for l in range(L):
+                    ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l],
+                                             <floating*>net.W[l], dW[l],
+                                             s1[l] if s1 != NULL else no_state,
+                                             s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
+                    ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                                             s1[L + l] if s1 != NULL else no_state,
+                                             s2[L + l] if s2 != NULL else no_state, 0.0, t + 1,
+                                             False)
+                if not ok:
+                    return 2
             for l in range(L):
                 update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
                              s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
@@ -1307,7 +1386,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                              s1[L + l] if s1 != NULL else no_state,
                              s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, True)
             if plain_sgd:
-                exact_bounds(net, ws.bounds, X)
+                exact_bounds(net, ws.bounds, s1, s2)
         t += 1
         pos += nb
         ws.steps_done += 1
