@@ -4,9 +4,16 @@ Compiler directives are explicit: the kernels run with bounds, wraparound and
 initialisation checks off because the Python layer validates every input once.
 ``FASTBP_DEBUG=1`` builds the same code with all the checks back on (and no
 optimisation), for hunting out-of-bounds bugs under a debugger or valgrind.
+
+The core (_core_impl.pxi) is built twice when the target is x86-64 and the
+compiler GCC or Clang: ``_core_base`` for the baseline instruction set and
+``_core_avx2`` with ``-mavx2``; fastbp/_core.py picks one at import time.
+Elsewhere (other architectures, MSVC) only ``_core_base`` is built.
+``FASTBP_AVX2=0`` skips the AVX2 build.
 """
 import os
 import sys
+import sysconfig
 
 import numpy
 from Cython.Build import cythonize
@@ -42,10 +49,31 @@ common = dict(
     extra_compile_args=compile_args,
 )
 
+
+
+def _targets_x86_64():
+    """True when the extensions are built for x86-64 (not for arm64 or
+    universal2, as cibuildwheel may cross-compile on an x86-64 macOS host)."""
+    if "arm64" in os.environ.get("ARCHFLAGS", ""):
+        return False
+    plat = os.environ.get("_PYTHON_HOST_PLATFORM") or sysconfig.get_platform()
+    return plat.endswith(("x86_64", "amd64"))
+
+
+# -mavx2 only: without -mfma the compiler cannot contract a * b + c, so this
+# build computes exactly what the baseline build computes.
+AVX2 = (sys.platform != "win32" and _targets_x86_64()
+        and os.environ.get("FASTBP_AVX2", "1") not in ("", "0"))
+
 extensions = [
     Extension("fastbp._blas", ["src/fastbp/_blas.pyx"], **common),
-    Extension("fastbp._core", ["src/fastbp/_core.pyx"], **common),
+    Extension("fastbp._cpu", ["src/fastbp/_cpu.pyx"], **common),
+    Extension("fastbp._core_base", ["src/fastbp/_core_base.pyx"], **common),
 ]
+if AVX2:
+    extensions.append(Extension(
+        "fastbp._core_avx2", ["src/fastbp/_core_avx2.pyx"],
+        **{**common, "extra_compile_args": compile_args + ["-mavx2"]}))
 
 setup(
     ext_modules=cythonize(

@@ -17,9 +17,16 @@ import pytest
 import fastbp
 import fastbp._blas
 import fastbp._core
+import fastbp._core_base
+import fastbp._cpu
 
 PKG_DIR = Path(fastbp.__file__).resolve().parent
-COMPILED = [fastbp._core, fastbp._blas]
+try:
+    import fastbp._core_avx2
+    BUILDS = [fastbp._core_base, fastbp._core_avx2]
+except ImportError:             # not an x86-64 build
+    BUILDS = [fastbp._core_base]
+COMPILED = [*BUILDS, fastbp._blas, fastbp._cpu]
 
 
 def test_version_matches_metadata():
@@ -50,7 +57,7 @@ def test_installed_files_are_the_imported_ones():
         assert Path(dist.locate_file(recorded[name])).resolve() == Path(module.__file__).resolve()
 
 
-@pytest.mark.parametrize("name", ["py.typed", "_core.pyi", "_blas.pyi"])
+@pytest.mark.parametrize("name", ["py.typed", "_core.pyi", "_blas.pyi", "_cpu.pyi"])
 def test_type_information_ships(name):
     resource = importlib.resources.files("fastbp").joinpath(name)
     assert resource.is_file(), f"fastbp/{name} is missing from the installed package"
@@ -60,8 +67,9 @@ def test_stubs_name_the_runtime_classes():
     """Cheap check that needs no mypy: each public class of the compiled
     modules is declared in its stub."""
     for module in COMPILED:
+        stem = module.__name__.rsplit(".", 1)[1]
         stub = importlib.resources.files("fastbp").joinpath(
-            module.__name__.rsplit(".", 1)[1] + ".pyi").read_text()
+            ("_core" if module in BUILDS else stem) + ".pyi").read_text()
         for name in dir(module):
             if not name.startswith("_") and isinstance(getattr(module, name), type):
                 assert f"class {name}" in stub, f"{module.__name__}.{name} is not in the stub"
@@ -143,10 +151,10 @@ def test_stubs_match_the_compiled_modules(tmp_path, monkeypatch):
     allow = tmp_path / "allowlist.txt"
     # Attributes Cython adds to every module.
     allow.write_text("\n".join([
-        r"fastbp\._(core|blas)\.__test__",
-        r"fastbp\._(core|blas)\.__pyx_capi__",
-        r"fastbp\._(core|blas)\.__reduce_cython__",
-        r"fastbp\._(core|blas)\.__setstate_cython__",
+        r"fastbp\._(blas|cpu)\.__test__",
+        r"fastbp\._(blas|cpu)\.__pyx_capi__",
+        r"fastbp\._(blas|cpu)\.__reduce_cython__",
+        r"fastbp\._(blas|cpu)\.__setstate_cython__",
     ]) + "\n")
     args = ["--allowlist", str(allow), "--ignore-unused-allowlist", "--concise"]
     try:  # cdef classes cannot be subclassed together (PEP 800); newer mypy checks that
@@ -157,5 +165,5 @@ def test_stubs_match_the_compiled_modules(tmp_path, monkeypatch):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
         status = stubtest.test_stubs(stubtest.parse_options(
-            args + ["fastbp._core", "fastbp._blas"]))
+            args + ["fastbp._core", "fastbp._blas", "fastbp._cpu"]))
     assert status == 0, "the .pyi stubs and the compiled modules differ:\n" + buf.getvalue()

@@ -1,6 +1,7 @@
-"""Type stubs for the compiled core, ``fastbp._core`` (built from _core.pyx).
+"""Type stubs for the compiled core, ``fastbp._core``: _core.py, which re-exports
+the build of _core_impl.pxi in use (``_core_base`` or ``_core_avx2``).
 
-Keep in step with the ``def``/``cpdef`` API of _core.pyx: tests/test_packaging.py
+Keep in step with the ``def``/``cpdef`` API of _core_impl.pxi: tests/test_packaging.py
 runs mypy's stubtest against the built module and fails when they differ.
 
 Every method of `Kernel` takes the network's current parameter lists
@@ -16,6 +17,11 @@ import numpy.typing as npt
 
 _Array = npt.NDArray[Any]  # float32 or float64, the kernel's dtype
 _Params = list[_Array]
+
+__all__ = ["BUILD", "Activation", "Cost", "Kernel", "Optimizer", "Workspace", "absmax_of",
+           "finite"]
+
+BUILD: str  # "base" or "avx2"
 
 class Activation(IntEnum):
     IDENTITY = 0
