@@ -12,6 +12,7 @@ operating system support AVX2.
 `BUILD` names the build in use. The API is described in _core.pyi.
 """
 import os as _os
+import types as _types
 
 from fastbp import _cpu
 
@@ -36,5 +37,5 @@ BUILD = _impl.__name__.rsplit("_", 1)[-1]     # "base" or "avx2"
 # Every public name the build defines (its imported modules aside), so that a
 # def added to the .pxi reaches fastbp._core, and stubtest sees it.
 __all__ = ["BUILD"] + [_name for _name in dir(_impl) if not _name.startswith("_")
-                       and not isinstance(getattr(_impl, _name), type(_os))]
+                       and not isinstance(getattr(_impl, _name), _types.ModuleType)]
 globals().update({_name: getattr(_impl, _name) for _name in __all__[1:]})
