@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp import _core
 from fastbp import reference as ref
 
 # -- helpers ----------------------------------------------------------------------------
@@ -164,6 +165,41 @@ def test_adam_on_the_checked_path_equals_reference(dtype, eps):
     rtol = RTOL[np.dtype(dtype)]
     oracle.assert_matches(net, rtol)
     assert hist.loss == pytest.approx(want, rel=rtol)
+
+
+def _one_call(net, optimizer, X, Y, batch):
+    """Every mini-batch of (X, Y) in one core call; returns the Workspace (its
+    steps_done and checked_steps) and the status."""
+    tr = fastbp.Trainer(net, optimizer, batch_size=batch, shuffle=False)
+    ws = _core.Workspace(net._kernel, batch)
+    tr._x_absmax = _core.absmax_of(X)
+    status = tr._run(X, Y, None, 0, X.shape[0], batch, ws)
+    return ws, status
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_long_calls_stay_on_the_proven_path(opt_id, optimizer, spec, dtype):
+    """The running bounds must not drift up and lose the proof over a long
+    call: 4000 steps (a 60,000-example epoch at batch 15) all prove finite."""
+    net = make_net(LAYOUTS[1], dtype)
+    X, Y = make_data(net, 4000)
+    ws, status = _one_call(net, optimizer, X, Y, 1)
+    assert status == 0 and ws.steps_done == 4000
+    assert ws.checked_steps == 0
+
+
+@pytest.mark.parametrize("optimizer", [fastbp.Adam(lr=0.01, eps=1e-310),
+                                       fastbp.SGD(lr=1e305, momentum=0.5),
+                                       fastbp.SGD(lr=1e305)], ids=["adam", "momentum", "sgd"])
+def test_unprovable_steps_take_the_checked_path(optimizer):
+    """Finite updates that no bound proves finite in advance (m / eps with eps
+    tiny; lr times a gradient bound beyond 1e300) are checked, then written."""
+    net = make_net(LAYOUTS[0], np.float64)
+    X, Y = make_data(net, 10)
+    ws, status = _one_call(net, optimizer, X, Y, 5)
+    assert ws.checked_steps == ws.steps_done >= 1
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])

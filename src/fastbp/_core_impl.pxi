@@ -839,7 +839,8 @@ cdef class Kernel:
 
         Returns 0 (done), 1 (a cost was not finite) or 2 (an update was not
         finite); `ws.steps_done` and `ws.loss_sum` (sum of C0 over the
-        examples of the completed steps) tell how far it got.
+        examples of the completed steps) tell how far it got, and
+        `ws.checked_steps` how many of those steps took the checked path.
         """
         cdef Net net
         cdef OptConf o
@@ -886,6 +887,7 @@ cdef class Kernel:
             # that train repeatedly on the same X pass it in (see trainer.py).
             x_absmax = absmax_of(X)
         ws.steps_done = 0
+        ws.checked_steps = 0
         ws.loss_sum = 0
         try:
             refs = self._params(weights, biases, &net, pp, True)
@@ -1047,7 +1049,9 @@ cdef class Workspace:
     per `fit` (or `step`) and reused for every mini-batch.
 
     `steps_done` and `loss_sum` record the progress of the last `Kernel.train`
-    call as it goes, so they are right even when Ctrl-C interrupts it.
+    call as it goes, so they are right even when Ctrl-C interrupts it;
+    `checked_steps` counts its steps whose update was not proven finite in
+    advance and took the checked path (see _train_steps).
     """
     cdef void* mem
     cdef readonly Py_ssize_t batch
@@ -1056,6 +1060,7 @@ cdef class Workspace:
     cdef void* Xb
     cdef void* Yb
     cdef readonly long steps_done
+    cdef readonly long checked_steps
     cdef readonly double loss_sum
 
     def __cinit__(self, Kernel kernel, Py_ssize_t batch):
@@ -1222,6 +1227,12 @@ cdef void gradient_bounds(const Net* net, Py_ssize_t nb, floating** Ds, floating
         bounds[B_GRAD * L + L + l] = nb * dmax
 
 
+# Each bound is raised by this factor per operation: more than the relative
+# rounding error of the few float32 operations it covers, so bounds stay upper
+# bounds over any number of steps (and grow by only e^(k 2^-20) over k steps).
+cdef double ROUNDING = 1 + 2.0 ** -20
+
+
 cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size, double eps,
                       double limit, bint commit) noexcept nogil:
     """Bounds on |p|, |s1|, |s2| after one momentum-SGD or Adam update, from
@@ -1235,19 +1246,21 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
     for k in range(2 * L):
         wd = o.l2 if k < L else 0.0
         p = bounds[B_PARAM * L + k]
-        g = bounds[B_GRAD * L + k] + wd * p
+        g = (bounds[B_GRAD * L + k] + wd * p) * ROUNDING
+        m = bounds[B_S1 * L + k]
         if o.kind == ADAM:
-            m = bounds[B_S1 * L + k]
-            m = m + (1 - o.beta1) * (g + m)
-            v = o.beta2 * bounds[B_S2 * L + k] + (1 - o.beta2) * g * g
-            step = step_size * (m / eps)        # |m / (sqrt(v) / bc2 + eps)| <= m / eps
+            # m + (1 - b1)(g - m) = b1 m + (1 - b1) g, through |g - m| <= g + m.
+            ok = ok and g + m < limit
+            m = (o.beta1 * m + (1 - o.beta1) * g) * ROUNDING
+            v = (o.beta2 * bounds[B_S2 * L + k] + (1 - o.beta2) * g * g) * ROUNDING
+            step = step_size * (m / eps) * ROUNDING   # |m / (sqrt(v) / bc2 + eps)| <= m / eps
             ok = ok and g < limit and m < limit and v < limit and step < limit
         else:
-            m = o.momentum * bounds[B_S1 * L + k] + g
+            m = (o.momentum * m + g) * ROUNDING
             v = 0
-            step = o.lr * (g + o.momentum * m if o.nesterov else m)
+            step = o.lr * (g + o.momentum * m if o.nesterov else m) * ROUNDING
             ok = ok and g < limit and m < limit and step < limit
-        p = p + step
+        p = (p + step) * ROUNDING
         ok = ok and p < limit
         if commit:
             bounds[B_PARAM * L + k] = p
@@ -1372,6 +1385,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                 else:
                     tracked = False     # checked steps from here to the end of this call
             if not proven:
+                ws.checked_steps += 1
                 ok = True
                 for l in range(L):
                     ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l],
