@@ -21,11 +21,13 @@ import fastbp._core_base
 import fastbp._cpu
 
 PKG_DIR = Path(fastbp.__file__).resolve().parent
-try:
-    import fastbp._core_avx2
-    BUILDS = [fastbp._core_base, fastbp._core_avx2]
-except ImportError:             # not an x86-64 build
-    BUILDS = [fastbp._core_base]
+BUILDS = [fastbp._core_base]
+if fastbp._cpu.has_avx2():      # importing it on a CPU without AVX2 would crash
+    try:
+        import fastbp._core_avx2
+        BUILDS.append(fastbp._core_avx2)
+    except ImportError:         # not an x86-64 build
+        pass
 COMPILED = [*BUILDS, fastbp._blas, fastbp._cpu]
 
 
