@@ -50,7 +50,6 @@ common = dict(
 )
 
 
-
 def _targets_x86_64():
     """True when the extensions are built for x86-64 (not for arm64 or
     universal2, as cibuildwheel may cross-compile on an x86-64 macOS host)."""
