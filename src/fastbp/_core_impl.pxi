@@ -1128,9 +1128,9 @@ cdef inline int32_t _abs_bits(floating x) noexcept nogil:
 
 
 cdef double absmax(const floating* x, Py_ssize_t size) noexcept nogil:
-    """An upper bound on max |x_i|: exact for float32, within a factor
-    1 + 2^-20 above it for float64 (only the top 32 bits are compared).
-    inf or NaN if any x_i is not finite.
+    """An upper bound on max |x_i|: exact for float32; for float64 (only the
+    top 32 bits are compared) at most a factor 1 + 2^-20 above it, or at most
+    2.2e-314 when it is smaller than that. inf or NaN if any x_i is not finite.
 
     It reduces integer bit patterns, which compilers vectorize where a
     floating-point max reduction they would not, in four independent streams
