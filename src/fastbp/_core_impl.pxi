@@ -421,23 +421,6 @@ cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
     return not _any_bad(acc, <floating>0)
 
 
-def finite(cnp.ndarray x):
-    """True if every element of `x` is finite; one pass, no temporary array
-    (the checks in _checks.py and trainer.py use it on data of any size)."""
-    cdef int t = cnp.PyArray_TYPE(x)
-    cdef bint ok
-    cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
-    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
-            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
-        return bool(np.isfinite(x).all())
-    with nogil:
-        if t == cnp.NPY_DOUBLE:
-            ok = all_finite(<double*>cnp.PyArray_DATA(x), size)
-        else:
-            ok = all_finite(<float*>cnp.PyArray_DATA(x), size)
-    return ok
-
-
 def absmax_of(cnp.ndarray x):
     """An upper bound on max |x| over the elements of `x` (see `absmax`; 0.0
     for an empty array of another dtype or layout), which is inf or NaN if any
@@ -457,6 +440,12 @@ def absmax_of(cnp.ndarray x):
         else:
             m = absmax(<float*>cnp.PyArray_DATA(x), size)
     return m
+
+
+def finite(cnp.ndarray x):
+    """True if every element of `x` is finite; one pass, no temporary array
+    (the checks in _checks.py use it on data of any size)."""
+    return _finite(absmax_of(x))
 
 
 # ---------------------------------------------------------------------------

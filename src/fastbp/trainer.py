@@ -168,7 +168,7 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, Y_val)")
             Xv, Yv, _ = net._data(*validation_data)
-            _check_finite(Xv, "the validation X")
+            _finite_absmax(Xv, "the validation X")
             labels = Yv.argmax(axis=1) if Yv.shape[1] > 1 else (Yv[:, 0] > 0.5).astype(np.int64)
             val = (Xv, Yv, labels)
         if callable(callbacks):
@@ -276,16 +276,12 @@ class Trainer:
         return _TrainingLock(self.network)
 
 
-def _check_finite(X, what):
-    """ValueError if X holds NaN or infinity. `Network._data` leaves this check to
-    the core for arrays that need no conversion, and `Kernel.train` skips it (to
-    keep it out of every epoch), so the trainer makes it once per call."""
-    _finite_absmax(X, what)
-
-
 def _finite_absmax(X, what):
-    """`_check_finite`, returning the bound on max |X| that the core's overflow
-    proof uses: both come from one pass over X."""
+    """ValueError if X holds NaN or infinity; else the bound on max |X| that the
+    core's overflow proof uses (both from one pass over X). `Network._data`
+    leaves the NaN check to the core for arrays that need no conversion, and
+    `Kernel.train` skips it (to keep it out of every epoch), so the trainer
+    makes it once per call."""
     bound = _core.absmax_of(X)
     if not math.isfinite(bound):
         raise ValueError(f"{what} contains NaN or infinity; expected finite values")
