@@ -92,6 +92,17 @@ def test_bad_dtype(dtype):
         fastbp.Network([3, 2], dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", [123, 3.5, [1], {"a": 1}])
+def test_dtype_of_the_wrong_kind(dtype):
+    with pytest.raises(TypeError, match="dtype"):
+        fastbp.Network([3, 2], dtype=dtype)
+
+
+def test_sizes_beyond_what_the_core_indexes():
+    with pytest.raises(ValueError, match=r"layer sizes must be at most 2147483646; got \[2147483647, 1\]"):
+        fastbp.Network([2**31 - 1, 1])
+
+
 @pytest.mark.parametrize("spelling", ["float32", "f4", np.float32, np.dtype("float32"),
                                       "float64", np.float64, float, np.dtype("<f8")])
 def test_dtype_spellings(spelling):
@@ -186,6 +197,23 @@ def test_callable_init(dtype):
 def test_callable_init_bad_result(bad):
     with pytest.raises(ValueError, match="init"):
         fastbp.Network([3, 5, 2], init=bad, seed=0)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda fi, fo, rng: np.ones((fo, fi), dtype=complex),
+    lambda fi, fo, rng: np.full((fo, fi), "0.1"),
+    lambda fi, fo, rng: None,
+], ids=["complex", "strings", "None"])
+def test_callable_init_result_of_the_wrong_kind(bad):
+    with pytest.raises(TypeError, match="init returned"):
+        fastbp.Network([3, 5, 2], init=bad, seed=0)
+
+
+def test_callable_init_beyond_float32_range():
+    with pytest.raises(ValueError, match=r"init returned for layer 1 has values beyond the range of "
+                                         r"float32"):
+        fastbp.Network([3, 2], dtype="float32", init=lambda fi, fo, rng: np.full((fo, fi), 1e300))
+    fastbp.Network([3, 2], dtype="float64", init=lambda fi, fo, rng: np.full((fo, fi), 1e300))
 
 
 @pytest.mark.parametrize("init, exc", [("glorot", ValueError), ("Auto", ValueError),
@@ -394,6 +422,20 @@ def test_bad_X(case, op, dtype):
     assert snapshot(net) == before
 
 
+def test_finite_inputs_beyond_float32_range_are_named_as_such():
+    net, X, y = _problem(np.float32)
+    X = X.astype(np.float64)
+    X[0, 0] = 1e300
+    with pytest.raises(ValueError, match=r"^X has values beyond the range of float32"):
+        net.forward(X)
+
+
+def test_ragged_targets_for_one_example_are_a_type_error():
+    net, X, y = _problem()
+    with pytest.raises(TypeError, match="Y"):
+        net.cost(X[0], [[1, 2], [1]])
+
+
 def test_score_needs_a_batch():
     net, X, y = _problem()
     with pytest.raises(ValueError, match="X.*shape"):
@@ -463,6 +505,10 @@ LABEL_ERRORS = {
     "empty": (lambda y: y[:0], ValueError, r"y.*\(6,\)"),
     "strings": (lambda y: y.astype(str), TypeError, r"y.*numeric"),
     "objects": (lambda y: y.astype(object), TypeError, r"y.*numeric"),
+    "one-hot with NaN": (lambda y: np.where(np.eye(3)[y] == 1, np.nan, 0.0), ValueError, r"y.*NaN"),
+    # checked before the cast to int64, which would wrap them to negative numbers
+    "uint64 beyond int64": (lambda y: y.astype(np.uint64) + np.uint64(2**63), ValueError,
+                            r"labels.*\[0, 3\); got values in \[9223372036854775808, "),
 }
 
 

@@ -313,6 +313,15 @@ def test_gradcheck_failure_exits_1(tmp_path):
     assert "FAILED" in r.stdout and r.stderr == ""
 
 
+def test_gradcheck_eps_too_small_is_a_usage_error(tmp_path):
+    for dtype, eps in (("float64", "1e-300"), ("float32", "1e-12")):
+        r = fastbp_cli("gradcheck", "--dtype", dtype, "--eps", eps, cwd=tmp_path)
+        # refused before the report starts; one line, no traceback
+        assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+        assert re.fullmatch(rf"fastbp: error: eps={eps} is too small to change weights\[0\]\[0, 0\] "
+                            rf"\(= \S+\) in {dtype}; use a larger eps\n", r.stderr), r.stderr
+
+
 # --------------------------------------------------------------------------- #
 # explain
 # --------------------------------------------------------------------------- #

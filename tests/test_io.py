@@ -157,10 +157,14 @@ _DROP = object()
 
 
 def _assert_refused(path):
+    """Both path types are refused naming the file; returns the message."""
     with pytest.raises(ValueError, match=re.escape(str(path))):
         fastbp.Network.load(path)
-    with pytest.raises(ValueError, match=re.escape(str(path))):
+    with pytest.raises(ValueError, match=re.escape(str(path))) as e:
         fastbp.Network.load(str(path))
+    message = str(e.value)
+    assert message.startswith(f"{path}: not a valid fastbp network file: "), message
+    return message
 
 
 @pytest.mark.parametrize("kind", [str, pathlib.Path])
@@ -188,13 +192,17 @@ def test_truncated_file(keep, tmp_path):
 def test_garbage_file(content, tmp_path):
     path = tmp_path / "net.npz"
     path.write_bytes(content)
-    _assert_refused(path)
+    message = _assert_refused(path)
+    # Not NumPy's advice for a file it takes for a pickle ("load it unsafely using allow_pickle").
+    assert "pickle" not in message and "unsafe" not in message, message
+    if not content.startswith(b"PK"):
+        assert "not an .npz archive" in message, message
 
 
 def test_a_plain_npy_file(tmp_path):
     path = tmp_path / "net.npy"
     np.save(path, np.ones((3, 2)))
-    _assert_refused(path)
+    assert _assert_refused(path).endswith("not an .npz archive (the file is a single .npy array)")
 
 
 def test_an_npz_that_is_not_a_network(tmp_path):
@@ -263,6 +271,48 @@ def test_malformed_npz(case, tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, **MALFORMED[case](_good_arrays(tmp_path)))
     _assert_refused(path)
+
+
+@pytest.mark.parametrize("case, why", [
+    ("missing meta", "missing the 'meta' JSON record"),
+    ("meta bytes", r"'meta' must be a JSON string; got dtype \|S\d+ shape \(\)"),
+    ("meta 1-D", r"'meta' must be a JSON string; got dtype <U\d+ shape \(1,\)"),
+    ("meta a number", r"'meta' must be a JSON string; got dtype float64 shape \(\)"),
+])
+def test_malformed_meta_says_what_is_wrong(case, why, tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **MALFORMED[case](_good_arrays(tmp_path)))
+    assert re.search(f"{why}$", _assert_refused(path))
+
+
+def test_save_writes_the_format_version(tmp_path):
+    from fastbp.network import FORMAT_VERSION
+    arrays = _good_arrays(tmp_path)
+    assert _meta(arrays)["version"] == FORMAT_VERSION
+    path = tmp_path / "same.npz"
+    np.savez(path, **_with_meta(arrays, version=FORMAT_VERSION))
+    assert snapshot(fastbp.Network.load(path)) == snapshot(fastbp.Network.load(tmp_path / "good.npz"))
+
+
+@pytest.mark.parametrize("version", ["newer", 99])
+def test_a_newer_format_version_is_refused(version, tmp_path):
+    from fastbp.network import FORMAT_VERSION
+    if version == "newer":
+        version = FORMAT_VERSION + 1
+    path = tmp_path / "future.npz"
+    np.savez(path, **_with_meta(_good_arrays(tmp_path), version=version))
+    assert _assert_refused(path).endswith(
+        f"format version {version} is newer than this fastbp reads (version {FORMAT_VERSION}); "
+        "upgrade fastbp to load it")
+
+
+@pytest.mark.parametrize("version", [_DROP, None, "1", 1.0, True, 0, -1, [1]],
+                         ids=["missing", "null", "str", "float", "bool", "zero", "negative", "list"])
+def test_a_malformed_format_version_is_refused(version, tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **_with_meta(_good_arrays(tmp_path), version=version))
+    got = None if version is _DROP else version
+    assert _assert_refused(path).endswith(f"'meta' version must be a positive integer; got {got!r}")
 
 
 # The pickle trap: unpickling an Evil object would call _trigger, creating a file.

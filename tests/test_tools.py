@@ -106,6 +106,45 @@ def test_gradcheck_eps_must_be_a_finite_number(eps, exc):
         fastbp.gradcheck(net, X, Y, eps=eps)
 
 
+@pytest.mark.parametrize("dtype, eps", [(np.float64, 1e-20), (np.float32, 1e-12)])
+def test_gradcheck_eps_too_small_to_move_a_parameter(dtype, eps, monkeypatch):
+    """p + eps == p - eps after rounding: refused (not a division by zero) before
+    any parameter is nudged."""
+    net = make_net([3, 4, 2], dtype=dtype, seed=5)
+    X, Y = make_data(net, 2)
+    before = snapshot(net)
+    calls = []
+    monkeypatch.setattr(net, "_kernel", KernelSpy(net._kernel, lambda w, b: calls.append(1)))
+    with pytest.raises(ValueError, match=rf"^eps={eps:g} is too small to change weights\[0\]\[0, 0\] "
+                                         rf"\(= \S+\) in {np.dtype(dtype)}; use a larger eps$"):
+        fastbp.gradcheck(net, X, Y, eps=eps)
+    assert calls == [] and snapshot(net) == before
+
+
+def test_gradcheck_eps_too_small_names_the_parameter():
+    net = make_net([3, 4, 2], seed=5)
+    for p in net.weights + net.biases:
+        p[...] = 0
+    X, Y = make_data(net, 2)
+    assert fastbp.gradcheck(net, X, Y, eps=1e-300) >= 0.0    # any eps > 0 moves a zero
+    net.biases[1][1] = 1e6               # spacing 1.2e-10: a nudge of 1e-12 rounds away
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"change biases\[1\]\[1\] \(= 1e\+06\) in float64"):
+        fastbp.gradcheck(net, X, Y, eps=1e-12)
+    assert snapshot(net) == before
+
+
+@pytest.mark.parametrize("network", [None, "net.npz", object()], ids=["None", "str", "object"])
+def test_tools_need_a_network(network):
+    net = make_net([3, 4, 2], seed=5)
+    X, Y = make_data(net, 2)
+    for call in (lambda: fastbp.gradcheck(network, X, Y),
+                 lambda: fastbp.gradcheck(network, X, Y, eps=1e-6),
+                 lambda: fastbp.explain(network, X, Y, 1, 0, 0)):
+        with pytest.raises(TypeError, match=rf"needs a fastbp\.Network; got {type(network).__name__}$"):
+            call()
+
+
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     net = make_net([3, 5, 2], "tanh", "sigmoid", "quadratic", seed=6)
     X, Y = make_data(net, 5)
@@ -182,8 +221,17 @@ def test_explain_factors(hidden, output, cost, dtype):
             act = net.activations[layer - 1]
             if act == "softmax":
                 assert e.da_dz is None and e.dc_da is None
+            elif layer == L and cost == "cross_entropy":
+                # From z, not from the rounded a (see test_explain_saturated_sigmoid_cross_entropy).
+                z = t.z[layer - 1][:, j]
+                assert e.da_dz.shape == e.dc_da.shape == (n,)
+                assert e.da_dz.dtype == e.dc_da.dtype == e.dc_dz.dtype == np.dtype(dtype)
+                np.testing.assert_allclose(e.da_dz, ref.sigmoid(z) * ref.sigmoid(-z),
+                                           rtol=4 * np.finfo(dtype).eps)
+                np.testing.assert_allclose(e.dc_dz, e.da_dz * e.dc_da, rtol=10 * tol)
             else:
                 assert e.da_dz.shape == e.dc_da.shape == (n,)
+                # Bit-equal to the sigma' that the delta recurrence (and the core) uses.
                 np.testing.assert_array_equal(
                     e.da_dz, ref.ACTIVATIONS[act][1](t.z[layer - 1], t.a[layer])[:, j])
                 np.testing.assert_allclose(e.dc_dz, e.da_dz * e.dc_da, rtol=10 * tol,
@@ -253,6 +301,31 @@ def test_explain_dc_da_by_nudging_the_activation():
         per_example.append((up - down) / (2 * h))
     np.testing.assert_allclose(e.dc_da, per_example, rtol=1e-7)
     np.testing.assert_array_equal(e.da_dz, np.ones(4))
+
+
+@pytest.mark.parametrize("dtype, zs", [(np.float64, (40.0, 40.0, 30.0)),
+                                       (np.float32, (20.0, 20.0, 17.0))], ids=["float64", "float32"])
+def test_explain_saturated_sigmoid_cross_entropy(dtype, zs):
+    """Where a = sigma(z) has rounded to 1, a (1 - a) is 0 (and so is a - y where
+    y = 1); the factors are computed from z instead and stay finite and accurate."""
+    net = fastbp.Network([1, 1], activation="sigmoid", cost="cross_entropy", dtype=dtype, seed=0)
+    net.weights[0][...] = 1.0
+    X = np.array(zs, dtype=dtype)[:, None]
+    y = np.array([1.0, 0.0, 1.0])
+    assert (net.forward(X)[:2] == 1).all()                 # saturated in this dtype
+    e = fastbp.explain(net, X, y, 1, 0, 0)
+    z = np.array(zs)
+    s_minus = np.exp(-z) / (1 + np.exp(-z))                # sigma(-z), in float64
+    rtol = 1e-14 if dtype == np.float64 else 1e-6
+    for got, want in ((e.da_dz, s_minus * (1 - s_minus)),  # sigma(z) sigma(-z)
+                      # (a - y) / (a (1 - a)): -1 / a for y = 1, 1 / (1 - a) for y = 0
+                      (e.dc_da, [-(1 + np.exp(-z[0])), 1 + np.exp(z[1]), -(1 + np.exp(-z[2]))]),
+                      (e.dc_dz, [-s_minus[0], 1 - s_minus[1], -s_minus[2]])):
+        assert got.dtype == np.dtype(dtype) and np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, rtol=rtol)
+    np.testing.assert_array_equal(e.da_dz * e.dc_da, e.dc_dz)
+    want = float(net.backprop(X, y).weights[0][0, 0])
+    assert e.dc_dw == pytest.approx(want, rel=10 * TOL[np.dtype(dtype)])
 
 
 def test_explain_softmax_output_layer():

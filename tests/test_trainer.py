@@ -765,8 +765,71 @@ def test_bad_optimizer_arguments(make, exc, match):
 def test_optimizer_edge_values_are_accepted():
     fastbp.Adam(beta1=0.0, beta2=0.0, eps=0.0)
     fastbp.SGD(lr=1e-12, momentum=0.0)
+    assert fastbp.SGD(momentum=0.9, nesterov=np.True_).nesterov is True
     assert fastbp.Trainer(make_net(), "sgd").optimizer == fastbp.SGD()
     assert fastbp.Trainer(make_net(), "adam").optimizer == fastbp.Adam()
+
+
+def test_validation_data_errors_name_the_validation_set():
+    net = make_net(LAYOUTS[1])
+    X, Y = make_data(net, 6)
+    with pytest.raises(ValueError, match="^the validation X has 4 features per example; expected 5"):
+        fastbp.Trainer(net).fit(X, Y, validation_data=(np.ascontiguousarray(X[:, :4]), Y))
+
+
+@pytest.mark.parametrize("what, i", [("weights", 0), ("biases", 2)])
+@pytest.mark.parametrize("call", ["fit", "step"])
+def test_non_finite_parameters_are_a_value_error_before_anything_changes(what, i, call):
+    net = make_net(LAYOUTS[1])
+    X, Y = make_data(net, 8)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=4, seed=0)
+    tr.fit(X, Y)
+    getattr(net, what)[i].flat[1] = np.nan
+    before, state, hist = snapshot(net), opt_state(tr), tr.history
+    with pytest.raises(ValueError, match=rf"^the network's {what}\[{i}\] contains NaN or infinity"):
+        tr.fit(X, Y) if call == "fit" else tr.step(X, Y)
+    assert snapshot(net) == before and opt_state(tr) == state and tr.history is hist
+
+
+@pytest.mark.parametrize("name, value, exc", [
+    ("batch_size", 0, ValueError), ("batch_size", 2.5, TypeError), ("l2", -1.0, ValueError),
+    ("l2", "0", TypeError), ("shuffle", "no", TypeError), ("optimizer", "rmsprop", ValueError),
+    ("optimizer", None, TypeError)])
+def test_settings_are_checked_when_set(name, value, exc):
+    tr = fastbp.Trainer(make_net(), fastbp.SGD(lr=0.1, momentum=0.9), batch_size=4, l2=0.01)
+    settings = (tr.optimizer, tr.batch_size, tr.l2, tr.shuffle)
+    with pytest.raises(exc, match=name):
+        setattr(tr, name, value)
+    assert (tr.optimizer, tr.batch_size, tr.l2, tr.shuffle) == settings
+
+
+def test_changed_settings_take_effect():
+    """A new lr keeps the momentum buffers (as a PyTorch param group's lr does);
+    an optimizer with another kind of state starts that state afresh."""
+    net, twin = make_net(LAYOUTS[1]), make_net(LAYOUTS[1])
+    X, Y = make_data(net, 12)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=4, shuffle=False)
+    tr.fit(X, Y)
+    tr.optimizer = fastbp.SGD(lr=0.05, momentum=0.9)
+    tr.batch_size, tr.l2 = 6, 0.01
+    assert tr.steps == 3
+    tr.fit(X, Y)
+    replay = fastbp.Trainer(twin, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=4, shuffle=False)
+    replay.fit(X, Y)
+    buffers = [a.copy() for a in replay._state1]
+    for start in (0, 6):      # the second fit by hand: lr 0.05, batches of 6, l2 0.01
+        g = twin.backprop(X[start:start + 6], Y[start:start + 6])
+        for k, (P, G) in enumerate(zip(twin.weights + twin.biases, g.weights + g.biases)):
+            G = G + (0.01 * P if k < len(twin.weights) else 0)
+            buffers[k] = 0.9 * buffers[k] + G
+            P -= 0.05 * buffers[k]
+    for got, want in zip(net.weights + net.biases, twin.weights + twin.biases):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    tr.optimizer = "adam"
+    assert tr.steps == 0 and len(tr._state1) == len(tr._state2) == 2 * net.n_layers
+    assert all(not a.any() for a in tr._state1 + tr._state2)
+    tr.fit(X, Y)
+    assert tr.steps == 2
 
 
 def test_non_network_is_a_type_error():
@@ -789,6 +852,9 @@ def _bad_fit_cases():
         ("epochs-float", dict(ok, epochs=2.0), TypeError),
         ("epochs-bool", dict(ok, epochs=True), TypeError),
         ("X-width", dict(ok, X=X[:, :4]), ValueError),
+        # C-contiguous arrays of the network's dtype take the fast path: same checks
+        ("X-width-contiguous", dict(ok, X=np.ascontiguousarray(X[:, :4])), ValueError),
+        ("X-1d-wrong-width", dict(X=np.ascontiguousarray(X[0, :4]), Y=y[0]), ValueError),
         ("X-1d", dict(ok, X=X[0]), ValueError),
         ("X-3d", dict(ok, X=X[None]), ValueError),
         ("X-empty", dict(X=X[:0], Y=Y[:0]), ValueError),
@@ -804,6 +870,8 @@ def _bad_fit_cases():
         ("val-not-a-pair", dict(ok, validation_data=X), TypeError),
         ("val-triple", dict(ok, validation_data=(X, Y, Y)), TypeError),
         ("val-width", dict(ok, validation_data=(X[:, :4], Y)), ValueError),
+        ("val-width-contiguous", dict(ok, validation_data=(np.ascontiguousarray(X[:, :4]), Y)),
+         ValueError),
         ("val-rows", dict(ok, validation_data=(X, Y[:5])), ValueError),
         ("val-target-width", dict(ok, validation_data=(X, Y[:, :2])), ValueError),
         ("val-nan", dict(ok, validation_data=(Xnan, Y)), ValueError),

@@ -59,7 +59,9 @@ def float_dtype(dtype):
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}") from None
+        # An unknown name is a bad value; anything else that is not a dtype, a bad kind.
+        error = ValueError if isinstance(dtype, str) else TypeError
+        raise error(f"dtype must be 'float32' or 'float64'; got {dtype!r}") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dt}")
     return dt
@@ -115,33 +117,48 @@ def _numeric(X, what):
 
 def c_array(X, dtype):
     """X as a C-contiguous, aligned array of `dtype` in native byte order (the
-    core's requirements), copied only when it is not one already."""
-    return np.require(X, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
+    core's requirements), copied only when it is not one already. Values beyond
+    float32's range become inf without a warning: the callers report them."""
+    with np.errstate(over="ignore"):
+        return np.require(X, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
-def inputs(X, n_features, dtype, allow_1d=True):
+def inputs(X, n_features, dtype, allow_1d=True, what="X"):
     """X as a C-contiguous (n, n_features) array of `dtype` (or (n_features,)).
 
     Returns the converted array; integer and other float inputs are cast,
     Fortran-ordered, strided and unaligned arrays copied. Rejects wrong shapes, empty
-    arrays and NaN/inf.
+    arrays and NaN/inf. `what` names the array in the messages.
     """
-    X = _numeric(X, "X")
+    X = _numeric(X, what)
     if X.ndim == 1 and allow_1d:
         if X.shape[0] != n_features:
-            raise ValueError(f"X has {X.shape[0]} features; expected {n_features} (sizes[0])")
+            raise ValueError(f"{what} has {X.shape[0]} features; expected {n_features} (sizes[0])")
     elif X.ndim == 2:
         if X.shape[1] != n_features:
-            raise ValueError(f"X has {X.shape[1]} features per example; expected {n_features} (sizes[0])")
+            raise ValueError(f"{what} has {X.shape[1]} features per example; expected {n_features} "
+                             f"(sizes[0])")
         if X.shape[0] == 0:
-            raise ValueError("X is empty; expected at least one example")
+            raise ValueError(f"{what} is empty; expected at least one example")
     else:
         shape = f"(n, {n_features})" + (f" or ({n_features},)" if allow_1d else "")
-        raise ValueError(f"X must have shape {shape}; got an array of shape {X.shape}")
-    X = c_array(X, dtype)
-    if not _core.finite(X):
-        raise ValueError("X contains NaN or infinity; expected finite values")
-    return X
+        raise ValueError(f"{what} must have shape {shape}; got an array of shape {X.shape}")
+    converted = c_array(X, dtype)
+    if not _core.finite(converted):
+        raise ValueError(not_finite(what, X, dtype))
+    return converted
+
+
+def not_finite(what, X, dtype):
+    """The message for an X that is not finite in `dtype`: NaN/inf, or finite
+    values that the cast to float32 turned into infinity."""
+    dtype = np.dtype(dtype)
+    with np.errstate(all="ignore"):
+        overflowed = np.isfinite(np.asarray(X, dtype=np.float64)).all()
+    if overflowed:
+        return (f"{what} has values beyond the range of {dtype} (|x| > {np.finfo(dtype).max:.4g}); "
+                f"expected finite {dtype} values")
+    return f"{what} contains NaN or infinity; expected finite values"
 
 
 def targets(Y, n, n_outputs, cost, dtype):
@@ -169,9 +186,10 @@ def targets(Y, n, n_outputs, cost, dtype):
             raise ValueError(f"Y has shape {Y.shape}; expected ({n}, {n_outputs})")
     else:
         raise ValueError(f"Y must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
-    Y = c_array(Y, dtype)
-    if not _core.finite(Y):
-        raise ValueError("Y contains NaN or infinity; expected finite values")
+    converted = c_array(Y, dtype)
+    if not _core.finite(converted):
+        raise ValueError(not_finite("Y", Y, dtype))
+    Y = converted
     if cost != "quadratic" and (Y.min() < 0 or Y.max() > 1):
         raise ValueError(f"targets for the {cost} cost must lie in [0, 1]; got values in "
                          f"[{Y.min():g}, {Y.max():g}]")
@@ -192,6 +210,8 @@ def labels(y, n, n_outputs):
     """Class labels (n,) int64 from labels, one-hot rows or (n_outputs == 1) a 0/1 column."""
     y = _numeric(y, "y")
     if y.ndim == 2 and y.shape == (n, n_outputs) and n_outputs > 1:
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity; expected class labels or one-hot rows")
         return np.asarray(y).argmax(axis=1)
     if y.ndim == 2 and y.shape == (n, 1):
         y = y[:, 0]
@@ -202,8 +222,11 @@ def labels(y, n, n_outputs):
     if y.dtype.kind == "f":
         if not np.array_equal(y, np.round(y)):
             raise ValueError("y must hold integer class labels; got non-integer values")
-    y = y.astype(np.int64)
     top = max(n_outputs, 2)
+    # Checked before the cast to int64, which would wrap uint64 labels >= 2**63.
     if y.size and (y.min() < 0 or y.max() >= top):
-        raise ValueError(f"labels must lie in [0, {top}); got values in [{y.min()}, {y.max()}]")
-    return y
+        lo, hi = (v.item() for v in (y.min(), y.max()))
+        raise ValueError(f"labels must lie in [0, {top}); got values in [{lo:g}, {hi:g}]"
+                         if y.dtype.kind == "f" else
+                         f"labels must lie in [0, {top}); got values in [{lo}, {hi}]")
+    return y.astype(np.int64)

@@ -7,9 +7,10 @@ import zipfile
 
 import numpy as np
 
-from fastbp.network import _layout  # network imports this module lazily
+from fastbp.network import FORMAT_VERSION, _layout  # network imports this module lazily
 
 FORMAT = "fastbp-network"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # what np.load takes for an .npz archive
 
 
 def _fail(path, why):
@@ -20,6 +21,16 @@ def read(cls, path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such fastbp network file: {path!r}")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise _fail(path, f"cannot read it ({type(e).__name__}: {e})") from None
+    if not magic.startswith(ZIP_MAGIC):
+        # np.load would take it for a pickle and refuse it with advice to unpickle it.
+        what = ("is empty" if not magic else "is a single .npy array" if magic == b"\x93NUMPY"
+                else "is not a zip archive")
+        raise _fail(path, f"not an .npz archive (the file {what})")
     try:
         with np.load(path, allow_pickle=False) as f:
             contents = {key: f[key] for key in f.files}
@@ -33,14 +44,22 @@ def read(cls, path):
         if not isinstance(value, np.ndarray):   # a zip member that is not an .npy file
             raise _fail(path, f"member {key!r} is not a NumPy array")
     meta = contents.get("meta")
-    if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
+    if meta is None:
         raise _fail(path, "missing the 'meta' JSON record")
+    if meta.dtype.kind != "U" or meta.ndim != 0:
+        raise _fail(path, f"'meta' must be a JSON string; got dtype {meta.dtype} shape {meta.shape}")
     try:
         meta = json.loads(str(meta))
     except ValueError as e:
         raise _fail(path, f"'meta' is not JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, f"'meta' does not say format={FORMAT!r}")
+    version = meta.get("version")
+    if type(version) is not int or version < 1:      # save has always written one
+        raise _fail(path, f"'meta' version must be a positive integer; got {version!r}")
+    if version > FORMAT_VERSION:
+        raise _fail(path, f"format version {version} is newer than this fastbp reads "
+                          f"(version {FORMAT_VERSION}); upgrade fastbp to load it")
     try:
         sizes = meta["sizes"]
         if not isinstance(sizes, list) or not all(type(s) is int for s in sizes):

@@ -620,7 +620,7 @@ def confusion_table(truth, pred, n_classes, class_names=()):
 
 def cmd_gradcheck(args):
     from fastbp import Network
-    from fastbp.tools import gradcheck_arrays
+    from fastbp.tools import gradcheck_arrays, gradcheck_eps
     data = None
     if args.model is not None:
         if args.layers is not None:
@@ -650,7 +650,7 @@ def cmd_gradcheck(args):
         X, y = data.X_test[:args.examples], data.y_test[:args.examples]
         data_text = f"the first {X.shape[0]} test examples of {data.name}"
     is32 = net.dtype == np.float32
-    eps = args.eps if args.eps is not None else (1e-3 if is32 else 1e-6)
+    eps = gradcheck_eps(net, args.eps)      # an eps too small for the parameters fails here, before any output
     threshold = args.threshold if args.threshold is not None else (1e-2 if is32 else 1e-6)
 
     _out(f"network:  {what}: {_layout_text(net)}")

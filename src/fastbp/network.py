@@ -104,8 +104,13 @@ class Network:
         self.biases = []
         for l in range(self.n_layers):
             fan_in, fan_out = sizes[l], sizes[l + 1]
-            W = _initial_weights(init, fan_in, fan_out, self.activations[l], rng)
-            self.weights.append(np.ascontiguousarray(W, dtype=dtype))
+            drawn = _initial_weights(init, fan_in, fan_out, self.activations[l], rng)
+            with np.errstate(over="ignore"):
+                W = np.ascontiguousarray(drawn, dtype=dtype)
+            if not _core.finite(W):   # after the cast: 1e300 is finite, but not in float32
+                raise ValueError(_checks.not_finite(f"the array init returned for layer {l + 1}",
+                                                    drawn, dtype))
+            self.weights.append(W)
             self.biases.append(np.zeros(fan_out, dtype=dtype))
 
     def _setup(self, sizes, activation, output, cost, dtype):
@@ -131,22 +136,21 @@ class Network:
 
     # -- conversions ----------------------------------------------------------
 
-    def _inputs(self, X, allow_1d=False):
-        # Fast path: already what the core wants; it checks the rest (and NaN/inf).
+    def _inputs(self, X, allow_1d=False, what="X"):
+        # Fast path: already what the core wants (the NaN/inf scan is left to the core).
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.flags.c_contiguous
-                and X.flags.aligned and (X.ndim == 2 or (allow_1d and X.ndim == 1))):
-            if X.ndim == 2 and X.shape[0] == 0:
-                raise ValueError("X is empty; expected at least one example")
+                and X.flags.aligned and (X.ndim == 2 or (allow_1d and X.ndim == 1))
+                and X.shape[-1] == self._sizes[0] and X.size > 0):
             return X
-        return _checks.inputs(X, self._sizes[0], self.dtype, allow_1d)
+        return _checks.inputs(X, self._sizes[0], self.dtype, allow_1d, what)
 
-    def _data(self, X, Y):
+    def _data(self, X, Y, what="X"):
         """(X 2-D, Y 2-D, X was 1-D) for the cost and gradient methods."""
-        X = self._inputs(X, allow_1d=True)
+        X = self._inputs(X, allow_1d=True, what=what)
         single = X.ndim == 1
         if single:
             X = X.reshape(1, -1)
-            Y = np.asarray(Y)
+            Y = _checks._numeric(Y, "Y")
             if Y.ndim == 0 or (Y.ndim == 1 and self._sizes[-1] > 1 and Y.shape[0] == self._sizes[-1]):
                 Y = Y.reshape(1, *Y.shape)   # one label, or one target vector
         Y = _checks.targets(Y, X.shape[0], self._sizes[-1], self.cost_name, self.dtype)
@@ -202,8 +206,9 @@ class Network:
         y is class labels ``(n,)``, one-hot rows ``(n, sizes[-1])``, or a 0/1
         column when there is one output unit.
         """
-        pred = self.predict(self._inputs(X))
-        y = _checks.labels(y, pred.shape[0], self._sizes[-1])
+        X = self._inputs(X)
+        y = _checks.labels(y, X.shape[0], self._sizes[-1])
+        pred = self.predict(X)
         return float(np.mean(pred == y))
 
     # -- persistence ----------------------------------------------------------
@@ -291,6 +296,9 @@ def _layout(sizes, activation, output, cost, dtype):
     return sizes, activation, output, cost, _checks.float_dtype(dtype)
 
 
+MAX_SIZE = 2**31 - 2
+
+
 def _sizes(sizes):
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
         raise TypeError(f"sizes must be a sequence of ints such as [784, 16, 10]; got {sizes!r}")
@@ -300,16 +308,16 @@ def _sizes(sizes):
     for s in sizes:
         if s <= 0:
             raise ValueError(f"layer sizes must be positive; got {sizes}")
+        if s > MAX_SIZE:   # the core and BLAS index with C ints
+            raise ValueError(f"layer sizes must be at most {MAX_SIZE}; got {sizes}")
     return sizes
 
 
 def _initial_weights(init, fan_in, fan_out, activation, rng):
     if callable(init):
-        W = np.asarray(init(fan_in, fan_out, rng))
+        W = _checks._numeric(init(fan_in, fan_out, rng), "the array init returned")
         if W.shape != (fan_out, fan_in):
             raise ValueError(f"init returned shape {W.shape}; expected (fan_out, fan_in) = ({fan_out}, {fan_in})")
-        if W.dtype.kind not in "biuf" or not np.isfinite(W).all():
-            raise ValueError("init must return finite real numbers")
         return W
     if init == "normal":
         return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=(fan_out, fan_in))

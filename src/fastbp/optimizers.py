@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from fastbp import _checks
 
 
@@ -27,8 +29,9 @@ class SGD:
     def __post_init__(self):
         object.__setattr__(self, "lr", _checks.real(self.lr, "lr", minimum=0.0, min_open=True))
         object.__setattr__(self, "momentum", _checks.real(self.momentum, "momentum", minimum=0.0))
-        if not isinstance(self.nesterov, bool):
+        if not isinstance(self.nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be a bool; got {type(self.nesterov).__name__}")
+        object.__setattr__(self, "nesterov", bool(self.nesterov))
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True requires momentum > 0")
 

@@ -6,12 +6,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastbp import _checks, reference
+from fastbp.network import Network
 
 
-def _eps(network, eps):
+def _network(network, function):
+    if not isinstance(network, Network):
+        raise TypeError(f"{function} needs a fastbp.Network; got {type(network).__name__}")
+    return network
+
+
+def gradcheck_eps(network, eps=None):
+    """The nudge `gradcheck` takes: `eps`, or its default for the network's dtype.
+
+    ValueError unless eps > 0 and ``p + eps != p - eps`` in the network's dtype
+    for every parameter p (a smaller eps leaves the cost unchanged and the
+    central difference would divide by zero). Changes nothing.
+    """
+    _network(network, "gradcheck")
     if eps is None:
         return 1e-6 if network.dtype == np.float64 else 1e-3
-    return _checks.real(eps, "eps", minimum=0.0, min_open=True)
+    eps = _checks.real(eps, "eps", minimum=0.0, min_open=True)
+    # The same arithmetic as the nudges themselves: eps rounded to the parameters' dtype.
+    with np.errstate(over="ignore"):
+        for kind, params in (("weights", network.weights), ("biases", network.biases)):
+            for l, P in enumerate(params):
+                stuck = np.flatnonzero((P + eps) == (P - eps))
+                if stuck.size:
+                    where = np.unravel_index(stuck[0], P.shape)
+                    index = ", ".join(str(int(i)) for i in where)
+                    raise ValueError(f"eps={eps:g} is too small to change {kind}[{l}][{index}] "
+                                     f"(= {P[where]:g}) in {network.dtype}; use a larger eps")
+    return eps
 
 
 def gradcheck_arrays(network, X, Y, eps=None):
@@ -19,7 +44,7 @@ def gradcheck_arrays(network, X, Y, eps=None):
 
     Returns a dict ``{"weights[0]": err, "biases[0]": err, ...}``; see `gradcheck`.
     """
-    eps = _eps(network, eps)
+    eps = gradcheck_eps(network, eps)
     X, Y, _ = network._data(X, Y)
     grads = network.backprop(X, Y)
     kernel = network._kernel
@@ -54,7 +79,8 @@ def gradcheck(network, X, Y, eps=None):
 
     For each parameter array, ``||g - g_fd|| / max(||g|| + ||g_fd||, tiny)``
     with Euclidean norms; the result is the largest over the arrays. `eps`
-    defaults to 1e-6 for float64 and 1e-3 for float32 networks and must be > 0.
+    defaults to 1e-6 for float64 and 1e-3 for float32 networks and must be > 0
+    and large enough to change every parameter (see `gradcheck_eps`).
     The parameters are left bit-identical. Not to be run while another thread
     uses the same network: it nudges the parameters in place.
     """
@@ -88,7 +114,7 @@ def explain(network, X, Y, layer, j, k):
     `layer` is numbered 1..L as in the notation (``weights[layer-1][j, k]``);
     j indexes neurons of that layer, k neurons of the layer before.
     """
-    L = network.n_layers
+    L = _network(network, "explain").n_layers
     sizes = network.sizes
     layer = _checks.integer(layer, "layer")
     if not 1 <= layer <= L:
@@ -113,22 +139,37 @@ def explain(network, X, Y, layer, j, k):
         dc_da = dc_da_all[:, j]
     z, a = t.z[layer - 1][:, j], t.a[layer][:, j]
     act = acts[layer - 1]
+    dc_dz = delta[:, j]
     if act == "softmax":
         da_dz = None
+    elif layer == L and network.cost_name == "cross_entropy":   # a sigmoid output
+        da_dz, dc_da, dc_dz = _sigmoid_cross_entropy(z, Y[:, j])
     else:
+        # The same sigma'(z) as the delta recurrence above (and the core) uses.
         da_dz = reference.ACTIVATIONS[act][1](z, a)
-        if layer == L:
-            dc_da = _output_dc_da(a, Y[:, j], network.cost_name)
+        if layer == L:                           # quadratic: d/da of (a - y)^2
+            dc_da = 2 * (a - Y[:, j])
     dz_dw = t.a[layer - 1][:, k]
-    dc_dz = delta[:, j]
     return ChainRule(layer=layer, j=j, k=k, dz_dw=dz_dw, da_dz=da_dz, dc_da=dc_da,
                      dc_dz=dc_dz, dc_dw=float(np.mean(dz_dw * dc_dz)))
 
 
-def _output_dc_da(a, y, cost):
-    """dC0/da^L_j for an elementwise output layer."""
-    if cost == "quadratic":
-        return 2 * (a - y)
-    # cross_entropy: d/da of -[y ln a + (1-y) ln(1-a)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (a - y) / (a * (1 - a))
+def _sigmoid_cross_entropy(z, y):
+    """(da_dz, dc_da, dc_dz) of a sigmoid output unit under the cross_entropy cost.
+
+    Computed from z, not from a = sigma(z): once a rounds to 1 (z > ~37 in
+    float64, ~17 in float32), 1 - a and a - y lose every digit and
+    dc_da = (a - y) / (a (1 - a)) becomes 0/0. sigma(z) and sigma(-z) are both
+    accurate, so are sigma'(z) = sigma(z) sigma(-z) and a - y, which is
+    ``(1 - y) - sigma(-z)`` where z >= 0. dc_da is non-finite only where
+    sigma'(z) is so small that its reciprocal overflows or it underflows to 0
+    (|z| > ~709 in float64, ~88 in float32). dc_dz is this accurate a - y, so
+    that dc_dz = da_dz * dc_da; it differs from the core's delta, computed from
+    the rounded a, by at most a rounding of a.
+    """
+    s, s_minus = reference.sigmoid(z), reference.sigmoid(-z)
+    da_dz = s * s_minus
+    a_minus_y = np.where(z >= 0, (1 - y) - s_minus, s - y)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        dc_da = a_minus_y / da_dz
+    return da_dz, dc_da, a_minus_y

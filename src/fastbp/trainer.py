@@ -89,32 +89,76 @@ class Trainer:
         With the network's seed, makes training bit-for-bit reproducible.
 
     Optimizer state (momentum buffers, Adam's moments and step count) lives
-    in the trainer and carries across `step` and `fit` calls.
+    in the trainer and carries across `step` and `fit` calls. The settings
+    are attributes, checked again whenever one is set; setting `optimizer` to
+    one with a different kind of state starts that state afresh.
     """
 
     def __init__(self, network, optimizer="sgd", batch_size=32, l2=0.0, shuffle=True, seed=None):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a fastbp.Network; got {type(network).__name__}")
         self.network = network
-        self.optimizer = optimizer_from(optimizer)
-        self.batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
-        self.l2 = _checks.real(l2, "l2", minimum=0.0)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be a bool; got {type(shuffle).__name__}")
-        self.shuffle = bool(shuffle)
+        self.steps = 0          # optimizer steps taken (Adam's t)
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.l2 = l2
+        self.shuffle = shuffle
         self._rng = _checks.rng(seed)
         self.history = History()
-        self.steps = 0          # optimizer steps taken (Adam's t)
-        self._state1, self._state2 = self._new_state()
+
+    # The settings are checked whenever they are set, not only in __init__.
+
+    @property
+    def optimizer(self):
+        """SGD or Adam. Setting one with a different kind of state (Adam, SGD
+        with momentum, plain SGD) starts that state afresh (and `steps` at 0);
+        otherwise the state carries over, as when a PyTorch param group's lr
+        is changed."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value):
+        opt = optimizer_from(value)
+        old = getattr(self, "_optimizer", None)
+        self._optimizer = opt
+        if old is None or _state_kind(old) != _state_kind(opt):
+            self._state1, self._state2 = self._new_state()
+            self.steps = 0
+
+    @property
+    def batch_size(self):
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value):
+        self._batch_size = _checks.integer(value, "batch_size", minimum=1)
+
+    @property
+    def l2(self):
+        return self._l2
+
+    @l2.setter
+    def l2(self, value):
+        self._l2 = _checks.real(value, "l2", minimum=0.0)
+
+    @property
+    def shuffle(self):
+        return self._shuffle
+
+    @shuffle.setter
+    def shuffle(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be a bool; got {type(value).__name__}")
+        self._shuffle = bool(value)
 
     def _new_state(self):
         net = self.network
         def zeros():
             return [np.zeros_like(W) for W in net.weights] + [np.zeros_like(b) for b in net.biases]
-        opt = self.optimizer
-        if isinstance(opt, Adam):
+        kind = _state_kind(self.optimizer)
+        if kind == "adam":
             return zeros(), zeros()
-        if opt.momentum != 0:
+        if kind == "momentum":
             return zeros(), []
         return [], []
 
@@ -130,6 +174,7 @@ class Trainer:
         cost or the update is not finite."""
         X, Y, _ = self.network._data(X, Y)
         x_absmax = _finite_absmax(X, "X")
+        _check_parameters(self.network)
         with self._training():
             ws = _core.Workspace(self.network._kernel, X.shape[0])
             self._x_absmax = x_absmax
@@ -167,7 +212,7 @@ class Trainer:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, Y_val)")
-            Xv, Yv, _ = net._data(*validation_data)
+            Xv, Yv, _ = net._data(*validation_data, what="the validation X")
             _finite_absmax(Xv, "the validation X")
             labels = Yv.argmax(axis=1) if Yv.shape[1] > 1 else (Yv[:, 0] > 0.5).astype(np.int64)
             val = (Xv, Yv, labels)
@@ -186,6 +231,7 @@ class Trainer:
             progress = sys.stderr.isatty()
         elif not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be None, True or False; got {type(progress).__name__}")
+        _check_parameters(net)
 
         n = X.shape[0]
         best = None                     # (val_loss, weights, biases) of the best epoch
@@ -274,6 +320,23 @@ class Trainer:
 
     def _training(self):
         return _TrainingLock(self.network)
+
+
+def _state_kind(opt):
+    """What optimizer state `opt` keeps: "adam", "momentum" or "none"."""
+    if isinstance(opt, Adam):
+        return "adam"
+    return "momentum" if opt.momentum != 0 else "none"
+
+
+def _check_parameters(net):
+    """ValueError if a weight or bias of `net` is NaN or infinite: training
+    from there could only diverge, and the error would blame the step."""
+    for what, arrays in (("weights", net.weights), ("biases", net.biases)):
+        for i, P in enumerate(arrays):
+            if not _core.finite(P):
+                raise ValueError(f"the network's {what}[{i}] contains NaN or infinity; expected "
+                                 f"finite parameters")
 
 
 def _finite_absmax(X, what):
