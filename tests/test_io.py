@@ -103,6 +103,34 @@ def test_save_is_atomic_when_renaming_fails(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_save_to_a_directory_names_it(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"d'.*is a directory"):
+        make_net([3, 2], seed=10).save(tmp_path / "d")
+    assert os.listdir(tmp_path / "d") == []
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_save_writes_through_a_symbolic_link(tmp_path):
+    net = make_net([3, 2], seed=10)
+    target = tmp_path / "real.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.npz"
+    try:
+        os.symlink(target, link)
+    except OSError:                      # pragma: no cover (no permission, e.g. Windows)
+        pytest.skip("cannot create symbolic links here")
+    net.save(link)
+    assert os.path.islink(link)
+    assert snapshot(fastbp.Network.load(target)) == snapshot(net)
+
+
+def test_save_accepts_a_bytes_path(tmp_path):
+    net = make_net([3, 2], seed=10)
+    net.save(os.fsencode(tmp_path / "b.npz"))
+    assert snapshot(fastbp.Network.load(tmp_path / "b.npz")) == snapshot(net)
+
+
 def test_save_into_a_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError):
         make_net([3, 2], seed=10).save(tmp_path / "nowhere" / "net.npz")

@@ -239,8 +239,12 @@ class Network:
     def save(self, path):
         """Write the network to exactly `path` (an ``.npz``: JSON metadata plus
         ``W1..WL``, ``b1..bL``), atomically: a temporary file in the same
-        directory is written, flushed and renamed over `path`."""
-        path = os.fspath(path)
+        directory is written, flushed and renamed over `path`. A symbolic
+        link is written through (its target is replaced, the link kept), as
+        ``open(path, "wb")`` would."""
+        path = os.path.realpath(os.fsdecode(os.fspath(path)))
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"cannot save the network to {path!r}: it is a directory")
         _checks.parameters(self.weights, self.biases, self._sizes, self.dtype)  # never write what load refuses
         arrays = {"meta": np.array(json.dumps(self._meta()))}
         for l in range(self.n_layers):
