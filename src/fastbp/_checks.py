@@ -103,7 +103,7 @@ def parameters(weights, biases, sizes, dtype):
                 raise ValueError(f"{what}[{l}] contains NaN or infinity")
 
 
-def _numeric(X, what):
+def numeric(X, what):
     """X as an ndarray of a real numeric kind (bool, int or float)."""
     if not isinstance(X, np.ndarray):
         try:
@@ -130,7 +130,7 @@ def inputs(X, n_features, dtype, allow_1d=True, what="X"):
     Fortran-ordered, strided and unaligned arrays copied. Rejects wrong shapes, empty
     arrays and NaN/inf. `what` names the array in the messages.
     """
-    X = _numeric(X, what)
+    X = numeric(X, what)
     if X.ndim == 1 and allow_1d:
         if X.shape[0] != n_features:
             raise ValueError(f"{what} has {X.shape[0]} features; expected {n_features} (sizes[0])")
@@ -154,8 +154,8 @@ def not_finite(what, X, dtype):
     values that the cast to float32 turned into infinity."""
     dtype = np.dtype(dtype)
     with np.errstate(all="ignore"):
-        overflowed = np.isfinite(np.asarray(X, dtype=np.float64)).all()
-    if overflowed:
+        finite_before_the_cast = np.isfinite(np.asarray(X, dtype=np.float64)).all()
+    if finite_before_the_cast:
         return (f"{what} has values beyond the range of {dtype} (|x| > {np.finfo(dtype).max:.4g}); "
                 f"expected finite {dtype} values")
     return f"{what} contains NaN or infinity; expected finite values"
@@ -169,7 +169,7 @@ def targets(Y, n, n_outputs, cost, dtype):
     1-D float array is refused. Targets of cross_entropy and log_loss must lie
     in [0, 1].
     """
-    Y = _numeric(Y, "Y")
+    Y = numeric(Y, "Y")
     if Y.ndim == 1:
         if Y.shape[0] != n:
             raise ValueError(f"Y has {Y.shape[0]} targets; expected {n}, one per example of X")
@@ -208,7 +208,7 @@ def one_hot_labels(y, n_classes, dtype=np.float64):
 
 def labels(y, n, n_outputs):
     """Class labels (n,) int64 from labels, one-hot rows or (n_outputs == 1) a 0/1 column."""
-    y = _numeric(y, "y")
+    y = numeric(y, "y")
     if y.ndim == 2 and y.shape == (n, n_outputs) and n_outputs > 1:
         if not np.isfinite(y).all():
             raise ValueError("y contains NaN or infinity; expected class labels or one-hot rows")

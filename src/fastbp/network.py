@@ -150,7 +150,7 @@ class Network:
         single = X.ndim == 1
         if single:
             X = X.reshape(1, -1)
-            Y = _checks._numeric(Y, "Y")
+            Y = _checks.numeric(Y, "Y")
             if Y.ndim == 0 or (Y.ndim == 1 and self._sizes[-1] > 1 and Y.shape[0] == self._sizes[-1]):
                 Y = Y.reshape(1, *Y.shape)   # one label, or one target vector
         Y = _checks.targets(Y, X.shape[0], self._sizes[-1], self.cost_name, self.dtype)
@@ -319,7 +319,7 @@ def _sizes(sizes):
 
 def _initial_weights(init, fan_in, fan_out, activation, rng):
     if callable(init):
-        W = _checks._numeric(init(fan_in, fan_out, rng), "the array init returned")
+        W = _checks.numeric(init(fan_in, fan_out, rng), "the array init returned")
         if W.shape != (fan_out, fan_in):
             raise ValueError(f"init returned shape {W.shape}; expected (fan_out, fan_in) = ({fan_out}, {fan_in})")
         return W
