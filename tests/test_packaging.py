@@ -99,6 +99,14 @@ gW, gb, gX, cost = kernel.backprop(net.weights, net.biases, X, Y)
 total: float = cost + kernel.cost_value(net.weights, net.biases, X, Y)
 depth: int = kernel.L
 version: str = fastbp.__version__
+
+# the pure-Python API is annotated too
+trainer = fastbp.Trainer(net, fastbp.Adam(lr=1e-3), batch_size=2, seed=0)
+history: fastbp.History = trainer.fit(X, Y, epochs=1, validation_data=(X, Y))
+losses: list[float] = history.loss
+c: float = net.cost(X, Y) + trainer.step(X, Y)
+chain: fastbp.ChainRule = fastbp.explain(net, X, Y, 1, 0, 0)
+worst: float = fastbp.gradcheck(net, X, Y)
 '''
 
 # Lines that must fail, to show mypy read the stubs rather than treating the
@@ -109,6 +117,8 @@ from fastbp._core import Kernel
 kernel = Kernel([4, 2], [1], 0, np.float64)
 name: str = kernel.L
 kernel.forward([], [])
+import fastbp
+label: str = fastbp.Network([4, 2]).cost(np.zeros((1, 4)), np.zeros((1, 2)))
 '''
 
 
@@ -138,6 +148,7 @@ def test_mypy_reads_the_compiled_module_stubs(tmp_path):
     assert status == 1, out
     assert 'Incompatible types in assignment (expression has type "int", variable has type "str")' in out, out
     assert 'Missing positional argument "X"' in out, out
+    assert 'expression has type "float", variable has type "str"' in out, out
     assert "import-not-found" not in out and "import-untyped" not in out, out
 
 

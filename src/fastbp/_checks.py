@@ -103,7 +103,7 @@ def parameters(weights, biases, sizes, dtype):
                 raise ValueError(f"{what}[{l}] contains NaN or infinity")
 
 
-def numeric(X, what):
+def numeric(X: object, what: str) -> np.ndarray:
     """X as an ndarray of a real numeric kind (bool, int or float)."""
     if not isinstance(X, np.ndarray):
         try:
@@ -115,7 +115,7 @@ def numeric(X, what):
     return X
 
 
-def c_array(X, dtype):
+def c_array(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """X as a C-contiguous, aligned array of `dtype` in native byte order (the
     core's requirements), copied only when it is not one already. Values beyond
     float32's range become inf without a warning: the callers report them."""
@@ -123,7 +123,8 @@ def c_array(X, dtype):
         return np.require(X, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
-def inputs(X, n_features, dtype, allow_1d=True, what="X"):
+def inputs(X: object, n_features: int, dtype: np.dtype, allow_1d: bool = True,
+           what: str = "X") -> np.ndarray:
     """X as a C-contiguous (n, n_features) array of `dtype` (or (n_features,)).
 
     Returns the converted array; integer and other float inputs are cast,
@@ -161,7 +162,7 @@ def not_finite(what, X, dtype):
     return f"{what} contains NaN or infinity; expected finite values"
 
 
-def targets(Y, n, n_outputs, cost, dtype):
+def targets(Y, n: int, n_outputs: int, cost: str, dtype: np.dtype) -> np.ndarray:
     """Targets as a C-contiguous (n, n_outputs) array of `dtype`.
 
     A 1-D target is the target column itself when n_outputs == 1; otherwise a

@@ -15,13 +15,19 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
+from typing import Callable, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fastbp import _checks, _core
 
 FORMAT = "fastbp-network"
 FORMAT_VERSION = 1
+
+# init="auto" | "normal" | init(fan_in, fan_out, rng) -> (fan_out, fan_in) array
+Init = Union[str, Callable[[int, int, np.random.Generator], ArrayLike]]
+Seed = Union[int, np.random.Generator, None]
 
 
 @dataclass
@@ -29,8 +35,8 @@ class Trace:
     """A forward pass kept whole: ``z[l-1]`` is z^l (n, sizes[l]) for l = 1..L,
     ``a[l]`` is a^l (n, sizes[l]) for l = 0..L (``a[0]`` is the input)."""
 
-    z: list
-    a: list
+    z: list[np.ndarray]
+    a: list[np.ndarray]
 
 
 @dataclass
@@ -42,8 +48,8 @@ class Gradients:
     by n for dC0/da^0 of example i), ``cost`` is C itself.
     """
 
-    weights: list
-    biases: list
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
     inputs: np.ndarray
     cost: float
 
@@ -90,8 +96,9 @@ class Network:
     network; training takes the network's training lock.
     """
 
-    def __init__(self, sizes, activation="sigmoid", output=None, cost="quadratic",
-                 dtype="float64", init="auto", seed=None):
+    def __init__(self, sizes: Sequence[int], activation: str = "sigmoid",
+                 output: str | None = None, cost: str = "quadratic",
+                 dtype: DTypeLike = "float64", init: Init = "auto", seed: Seed = None) -> None:
         sizes, activation, output, cost, dtype = _layout(sizes, activation, output, cost, dtype)
         if not (callable(init) or isinstance(init, str)):
             raise TypeError(f"init must be 'auto', 'normal' or a callable; got {type(init).__name__}")
@@ -126,7 +133,7 @@ class Network:
         self._train_lock = threading.Lock()
 
     @property
-    def sizes(self):
+    def sizes(self) -> list[int]:
         """Layer widths, input first (a new list each time)."""
         return list(self._sizes)
 
@@ -136,7 +143,7 @@ class Network:
 
     # -- conversions ----------------------------------------------------------
 
-    def _inputs(self, X, allow_1d=False, what="X"):
+    def _inputs(self, X: ArrayLike, allow_1d: bool = False, what: str = "X") -> np.ndarray:
         # Fast path: already what the core wants (the NaN/inf scan is left to the core).
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.flags.c_contiguous
                 and X.flags.aligned and (X.ndim == 2 or (allow_1d and X.ndim == 1))
@@ -144,7 +151,8 @@ class Network:
             return X
         return _checks.inputs(X, self._sizes[0], self.dtype, allow_1d, what)
 
-    def _data(self, X, Y, what="X"):
+    def _data(self, X: ArrayLike, Y: ArrayLike,
+              what: str = "X") -> tuple[np.ndarray, np.ndarray, bool]:
         """(X 2-D, Y 2-D, X was 1-D) for the cost and gradient methods."""
         X = self._inputs(X, allow_1d=True, what=what)
         single = X.ndim == 1
@@ -158,12 +166,12 @@ class Network:
 
     # -- the passes -----------------------------------------------------------
 
-    def forward(self, X):
+    def forward(self, X: ArrayLike) -> np.ndarray:
         """Output activations a^L: ``(n, sizes[-1])`` for X ``(n, sizes[0])``;
         a single example ``(sizes[0],)`` gives a 1-D result."""
         return self._kernel.forward(self.weights, self.biases, self._inputs(X, allow_1d=True))
 
-    def trace(self, X):
+    def trace(self, X: ArrayLike) -> Trace:
         """The forward pass with every z^l and a^l kept (see `Trace`)."""
         X = self._inputs(X, allow_1d=True)
         single = X.ndim == 1
@@ -174,7 +182,7 @@ class Network:
             return Trace(z=[z[0] for z in zs], a=[x[0] for x in a])
         return Trace(z=zs, a=a)
 
-    def cost(self, X, Y):
+    def cost(self, X: ArrayLike, Y: ArrayLike) -> float:
         """C: the mean over the examples of C0 (see the class doc for each cost).
 
         Y is ``(n, sizes[-1])``; or class labels ``(n,)`` (ints, one-hot
@@ -183,14 +191,14 @@ class Network:
         X, Y, _ = self._data(X, Y)
         return float(self._kernel.cost_value(self.weights, self.biases, X, Y))
 
-    def backprop(self, X, Y):
+    def backprop(self, X: ArrayLike, Y: ArrayLike) -> Gradients:
         """Gradients of the mean cost C with respect to every weight, bias and
         input, by the delta recurrence (see `Gradients`)."""
         X, Y, single = self._data(X, Y)
         gW, gb, gX, c = self._kernel.backprop(self.weights, self.biases, X, Y)
         return Gradients(weights=gW, biases=gb, inputs=gX[0] if single else gX, cost=float(c))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray | int:
         """Class indices: argmax of the output (``a > 0.5`` when there is one
         output unit). A single example gives a Python int."""
         A = self.forward(X)
@@ -200,7 +208,7 @@ class Network:
             idx = A.argmax(axis=-1)
         return int(idx) if A.ndim == 1 else idx
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy: the fraction of examples whose `predict` equals the label.
 
         y is class labels ``(n,)``, one-hot rows ``(n, sizes[-1])``, or a 0/1
@@ -213,7 +221,7 @@ class Network:
 
     # -- persistence ----------------------------------------------------------
 
-    def copy(self):
+    def copy(self) -> Network:
         """An independent network with the same layout and equal parameters."""
         net = Network.__new__(Network)
         net._setup(self._sizes, self.activation, self.output, self.cost_name, self.dtype)
@@ -236,7 +244,7 @@ class Network:
                 "activation": self.activation, "output": self.output,
                 "cost": self.cost_name, "dtype": str(self.dtype)}
 
-    def save(self, path):
+    def save(self, path: str | bytes | os.PathLike[str]) -> None:
         """Write the network to exactly `path` (an ``.npz``: JSON metadata plus
         ``W1..WL``, ``b1..bL``), atomically: a temporary file in the same
         directory is written, flushed and renamed over `path`. A symbolic
@@ -266,7 +274,7 @@ class Network:
             raise
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | bytes | os.PathLike[str]) -> Network:
         """Read a network written by `save`. Never unpickles: object arrays
         are refused. A missing file raises FileNotFoundError; anything that is
         not a well-formed fastbp network raises ValueError naming the file."""

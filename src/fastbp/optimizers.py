@@ -55,7 +55,7 @@ class Adam:
         object.__setattr__(self, "eps", _checks.real(self.eps, "eps", minimum=0.0))
 
 
-def optimizer_from(spec):
+def optimizer_from(spec: str | SGD | Adam) -> SGD | Adam:
     """An SGD or Adam instance from an instance or the names "sgd" / "adam"."""
     if isinstance(spec, (SGD, Adam)):
         return spec

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastbp import _checks, reference
 from fastbp.network import Network
@@ -15,7 +16,7 @@ def _network(network, function):
     return network
 
 
-def gradcheck_eps(network, eps=None):
+def gradcheck_eps(network: Network, eps: float | None = None) -> float:
     """The nudge `gradcheck` takes: `eps`, or its default for the network's dtype.
 
     ValueError unless eps > 0 and ``p + eps != p - eps`` in the network's dtype
@@ -39,7 +40,8 @@ def gradcheck_eps(network, eps=None):
     return eps
 
 
-def gradcheck_arrays(network, X, Y, eps=None):
+def gradcheck_arrays(network: Network, X: ArrayLike, Y: ArrayLike,
+                     eps: float | None = None) -> dict[str, float]:
     """Per parameter array, ``||g - g_fd|| / max(||g|| + ||g_fd||, tiny)``.
 
     Returns a dict ``{"weights[0]": err, "biases[0]": err, ...}``; see `gradcheck`.
@@ -73,7 +75,7 @@ def gradcheck_arrays(network, X, Y, eps=None):
     return errors
 
 
-def gradcheck(network, X, Y, eps=None):
+def gradcheck(network: Network, X: ArrayLike, Y: ArrayLike, eps: float | None = None) -> float:
     """The largest relative difference between `Network.backprop` and central
     finite differences (the "tiny nudge" of each parameter).
 
@@ -108,7 +110,7 @@ class ChainRule:
     dc_dw: float
 
 
-def explain(network, X, Y, layer, j, k):
+def explain(network: Network, X: ArrayLike, Y: ArrayLike, layer: int, j: int, k: int) -> ChainRule:
     """The three chain-rule factors of dC/dw^layer_jk for each example.
 
     `layer` is numbered 1..L as in the notation (``weights[layer-1][j, k]``);

@@ -12,11 +12,14 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 
 from fastbp import _checks, _core
-from fastbp.network import Network
+from numpy.typing import ArrayLike
+
+from fastbp.network import Network, Seed
 from fastbp.optimizers import SGD, Adam, optimizer_from
 
 _OK, _BAD_COST, _BAD_UPDATE = 0, 1, 2
@@ -32,10 +35,10 @@ class History:
     data). ``epoch_time[e]``: seconds of training in epoch e (validation excluded).
     """
 
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_accuracy: list = field(default_factory=list)
-    epoch_time: list = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
 
     def __len__(self):
         return len(self.loss)
@@ -69,6 +72,10 @@ class EarlyStopping:
         object.__setattr__(self, "min_delta", _checks.real(self.min_delta, "min_delta", minimum=0.0))
 
 
+# f(epoch, history); returning False stops training
+Callback = Callable[[int, History], object]
+
+
 class Trainer:
     """Trains a `Network` by mini-batch gradient descent.
 
@@ -94,7 +101,8 @@ class Trainer:
     one with a different kind of state starts that state afresh.
     """
 
-    def __init__(self, network, optimizer="sgd", batch_size=32, l2=0.0, shuffle=True, seed=None):
+    def __init__(self, network: Network, optimizer: str | SGD | Adam = "sgd", batch_size: int = 32,
+                 l2: float = 0.0, shuffle: bool = True, seed: Seed = None) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"network must be a fastbp.Network; got {type(network).__name__}")
         self.network = network
@@ -109,7 +117,7 @@ class Trainer:
     # The settings are checked whenever they are set, not only in __init__.
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> SGD | Adam:
         """SGD or Adam. Setting one with a different kind of state (Adam, SGD
         with momentum, plain SGD) starts that state afresh (and `steps` at 0);
         otherwise the state carries over, as when a PyTorch param group's lr
@@ -117,7 +125,7 @@ class Trainer:
         return self._optimizer
 
     @optimizer.setter
-    def optimizer(self, value):
+    def optimizer(self, value: str | SGD | Adam) -> None:
         opt = optimizer_from(value)
         old = getattr(self, "_optimizer", None)
         self._optimizer = opt
@@ -126,27 +134,27 @@ class Trainer:
             self.steps = 0
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         return self._batch_size
 
     @batch_size.setter
-    def batch_size(self, value):
+    def batch_size(self, value: int) -> None:
         self._batch_size = _checks.integer(value, "batch_size", minimum=1)
 
     @property
-    def l2(self):
+    def l2(self) -> float:
         return self._l2
 
     @l2.setter
-    def l2(self, value):
+    def l2(self, value: float) -> None:
         self._l2 = _checks.real(value, "l2", minimum=0.0)
 
     @property
-    def shuffle(self):
+    def shuffle(self) -> bool:
         return self._shuffle
 
     @shuffle.setter
-    def shuffle(self, value):
+    def shuffle(self, value: bool) -> None:
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {type(value).__name__}")
         self._shuffle = bool(value)
@@ -168,7 +176,7 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------
 
-    def step(self, X, Y):
+    def step(self, X: ArrayLike, Y: ArrayLike) -> float:
         """One gradient step on the mini-batch (X, Y); returns its cost, computed
         before the update. Raises FloatingPointError, changing nothing, if the
         cost or the update is not finite."""
@@ -185,8 +193,10 @@ class Trainer:
 
     # -- whole epochs -----------------------------------------------------------
 
-    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=(), progress=None,
-            early_stopping=None):
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 1,
+            validation_data: Optional[tuple[ArrayLike, ArrayLike]] = None,
+            callbacks: Union[Callback, Iterable[Callback]] = (), progress: Optional[bool] = None,
+            early_stopping: Union[int, EarlyStopping, None] = None) -> History:
         """Train for `epochs` passes over (X, Y); returns the `History`
         (also kept as ``trainer.history``).
 
