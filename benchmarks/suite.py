@@ -69,9 +69,11 @@ class Config:
                    repeats=repeats or 3)
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+def parse_args(argv, prog="python -m benchmarks", parser_class=argparse.ArgumentParser):
+    """The suite's arguments. `fastbp bench` passes its own prog name and a
+    parser class whose ``error`` raises its usage error instead of exiting."""
+    p = parser_class(
+        prog=prog,
         description="fastbp against the NumPy baseline (fastbp.reference) and its peers "
                     "(Nielsen-style loop, PyTorch, scikit-learn), side by side.")
     p.add_argument("--workloads", default=",".join(DEFAULT_GROUPS),
@@ -328,11 +330,12 @@ def _prepare(peer, wl, dtype, per, subset):
     return prepare
 
 
-def main(argv=None):
+def main(argv=None, args=None):
     """Run the suite; print the table; write bench.json, table.txt and PNGs to --out.
-    Returns 0."""
+    Returns 0. `args`: the result of parse_args(argv), when the caller parsed them."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+    if args is None:
+        args = parse_args(argv)
     args.argv = argv
     suite = Suite(args)
     record = suite.run()

@@ -247,6 +247,57 @@ def test_train_on_images_with_one_hot_targets(tmp_path):
     assert "of 64 features" in r.stdout and "64-32-10," in r.stdout
 
 
+def _write_binary(path, n=200, n_features=5, seed=0):
+    """A 0/1 target as one column, learnable from the first feature."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, n_features))
+    np.savez(path, X=X, y=(X[:, :1] > 0.5).astype(float))
+
+
+def test_train_one_output_defaults_to_sigmoid(tmp_path):
+    # a softmax over one unit is always 1: nothing would be learned
+    _write_binary(tmp_path / "bin1.npz")
+    r = ok("train", "--data", "bin1.npz", "--epochs", "40", "--save", "m.npz", cwd=tmp_path)
+    assert "5-32-1, relu hidden, sigmoid output, cross_entropy cost" in r.stdout
+    assert test_accuracy(r.stdout)[0] >= 0.8
+    net = Network.load(tmp_path / "m.npz")
+    assert (net.output, net.cost_name) == ("sigmoid", "cross_entropy")
+    # 0/1 labels (1-D) with one output unit: the same default
+    _write_blobs(tmp_path / "two.npz", n_classes=2)
+    r = ok("train", "--data", "two.npz", "--layers", "5,8,1", "--epochs", "2", cwd=tmp_path)
+    assert "5-8-1, relu hidden, sigmoid output, cross_entropy cost" in r.stdout
+    r = ok("gradcheck", "--layers", "5,4,1", cwd=tmp_path)
+    assert "sigmoid output, cross_entropy cost" in r.stdout
+
+
+def test_train_softmax_with_one_output_is_a_usage_error(tmp_path):
+    _write_binary(tmp_path / "bin1.npz")
+    for args in (["--data", "bin1.npz"], ["--layers", "64,8,1"]):
+        r = fastbp_cli("train", *args, "--output", "softmax", cwd=tmp_path)
+        assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+        assert re.fullmatch(r"fastbp: error: --output softmax needs at least 2 output units.*"
+                            r"always 1.*--output sigmoid.*\n", r.stderr), r.stderr
+
+
+@needs_matplotlib
+def test_train_plot_format_is_checked_before_training(tmp_path):
+    for name in ("c.xyz", "curves"):
+        r = fastbp_cli("train", *TINY, "--plot", name, "--save", "m2.npz", cwd=tmp_path)
+        assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+        assert re.fullmatch(rf"fastbp: error: --plot '{name}'.*expected .*png.*svg.*\n", r.stderr), r.stderr
+    assert list(tmp_path.iterdir()) == []
+    ok("train", *TINY, "--plot", "C.SVG", cwd=tmp_path)     # the suffix in any case
+    assert (tmp_path / "C.SVG").is_file()
+
+
+def test_train_into_a_closed_pipe_exits_quietly(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "fastbp", "train", *TINY], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    p.stdout.close()                    # the reader goes away before the first line
+    stderr = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 1 and stderr == "", stderr
+
+
 # --------------------------------------------------------------------------- #
 # evaluate
 # --------------------------------------------------------------------------- #
@@ -379,6 +430,12 @@ def test_explain_elementwise_output_layer(tmp_path):
 # --------------------------------------------------------------------------- #
 
 @needs_matplotlib
+def test_show_checks_the_image_format(tmp_path, digits_model):
+    usage_error("show", digits_model[0], "--out", "w.xyz", cwd=tmp_path, match=r"--out 'w.xyz'.*png")
+    assert not (tmp_path / "w.xyz").exists()
+
+
+@needs_matplotlib
 def test_show(tmp_path, digits_model):
     r = ok("show", digits_model[0], "--out", "w.png", cwd=tmp_path)
     assert "8 neurons of layer 1 as 8x8 images" in r.stdout
@@ -405,6 +462,17 @@ def test_bench_help_from_the_checkout():
     _need_suite()
     r = ok("bench", "--help", cwd=ROOT)
     assert "--quick" in r.stdout
+
+
+def test_bench_help_and_errors_say_fastbp_bench():
+    _need_suite()
+    r = ok("bench", "--help", cwd=ROOT)
+    assert r.stdout.startswith("usage: fastbp bench [-h]"), r.stdout
+    assert "python -m benchmarks" not in r.stdout
+    for args, match in ((["--bogus"], "unrecognized arguments: --bogus"),
+                        (["--repeats", "x"], "--repeats: invalid int value: 'x'"),
+                        (["--workloads", "W9"], r"unknown workload\(s\) \['W9'\]")):
+        usage_error("bench", *args, cwd=ROOT, match=rf"{match}.*\(see 'fastbp bench --help'\)$")
 
 
 @pytest.mark.slow
@@ -452,6 +520,7 @@ def test_error_no_command(tmp_path):
     (["train", "--early-stopping", "2", "--validation-split", "0"], "--early-stopping needs"),
     (["train", "--save", "no/such/dir/m.npz"], "--save.*does not exist"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "extra"], r"unrecognized arguments: extra \(see 'fastbp train --help'\)$"),
     (["evaluate", "missing.npz"], "missing.npz"),
     (["evaluate"], "required: MODEL.npz"),
     (["show", "m.npz"], "required: --out"),
@@ -465,7 +534,14 @@ def test_error_malformed_files(tmp_path):
     (tmp_path / "text.npz").write_text("not a zip file\n")
     usage_error("evaluate", "text.npz", cwd=tmp_path, match="text.npz.*not a valid fastbp network file")
     usage_error("show", "text.npz", "--out", "w.png", cwd=tmp_path, match="not a valid fastbp network")
-    usage_error("train", "--data", "text.npz", cwd=tmp_path, match="not a readable .npz")
+    usage_error("train", "--data", "text.npz", cwd=tmp_path, match="text.npz' is not an .npz archive")
+    (tmp_path / "bad.npz").write_bytes(np.random.default_rng(0).bytes(200))
+    usage_error("train", "--data", "bad.npz", cwd=tmp_path, match="bad.npz' is not an .npz archive")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    usage_error("train", "--data", "empty.npz", cwd=tmp_path, match="empty.npz' is empty")
+    np.save(tmp_path / "arr.npy", np.zeros((4, 3)))
+    usage_error("train", "--data", "arr.npy", cwd=tmp_path,
+                match=r"arr.npy' holds a single array \(.npy\); expected an .npz with arrays X and y")
     np.savez(tmp_path / "noy.npz", X=np.zeros((10, 64)))
     usage_error("train", "--data", "noy.npz", cwd=tmp_path, match=r"missing array\(s\) y")
     np.savez(tmp_path / "obj.npz", X=np.array([object()] * 4), y=np.arange(4))
@@ -508,6 +584,19 @@ def test_error_without_matplotlib(tmp_path, digits_model):
 # --------------------------------------------------------------------------- #
 # Fashion-MNIST through the command line
 # --------------------------------------------------------------------------- #
+
+def test_fashion_mnist_missing_says_how_the_cli_finds_it(tmp_path, monkeypatch, capsys):
+    from fastbp import cli
+    monkeypatch.setattr(fastbp.datasets, "FASHION_MNIST_DEFAULT_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.delenv("FASTBP_TRACEBACK", raising=False)
+    assert cli.main(["train", "--data", "fashion-mnist"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("fastbp: error: "), err
+    assert str(tmp_path / "nowhere") in err and "t10k-labels-idx1-ubyte" in err
+    assert "dataset-fashion-mnist" in err and "FASHION_MNIST_DIR" in err
+    assert "`path`" not in err
+
 
 @pytest.mark.slow
 def test_fashion_mnist_train_and_evaluate(tmp_path):

@@ -200,6 +200,12 @@ def malformed(kind):
         "truncated header": (good[:9], r"truncated header.*12-byte header.*found 9"),
         "short magic": (b"\x00\x00", r"truncated header.*found 2"),
         "empty file": (b"", r"empty file.*found 0 bytes"),
+        # more dimensions than NumPy allows (32 before NumPy 2, 64 since)
+        "too many dims": (b"\x00\x00\x08\x41" + b"\x00\x00\x00\x01" * 65 + b"\x07",
+                          r"bad header: number of dimensions is 65, expected at most (32|64)"),
+        # no elements, but a shape too large for any NumPy array
+        "huge empty shape": (b"\x00\x00\x0e\x04\x00\x00\x00\x00" + b"\xff" * 12,
+                             r"bad header.*\(0, 4294967295, 4294967295, 4294967295\).*expected"),
     }[kind]
 
 
@@ -212,6 +218,8 @@ MALFORMED = [
     "truncated header",
     "short magic",
     "empty file",
+    "too many dims",
+    "huge empty shape",
 ]
 
 
@@ -591,8 +599,10 @@ def test_split_stratify_errors():
         train_test_split(X, one_hot(y, 2), stratify=True)
     y1 = y.copy()
     y1[0] = 7  # a class with one member
-    with pytest.raises(ValueError, match="at least 2 examples of every class.*7"):
+    with pytest.raises(ValueError, match="at least 2 examples of every class, class 7 has 1$"):
         train_test_split(X, y1, stratify=True)
+    with pytest.raises(ValueError, match="class 'c' has 1$"):
+        train_test_split(X[:5], np.array(["a", "a", "b", "b", "c"]), test_size=2, stratify=True)
     X5, y5 = labelled(20, 5)
     with pytest.raises(ValueError, match="5 classes.*at least 5.*4 test"):
         train_test_split(X5, y5, test_size=4, stratify=True)

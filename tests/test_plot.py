@@ -77,6 +77,12 @@ def test_history_empty_is_refused():
         plot.history(fastbp.History())
 
 
+@pytest.mark.parametrize("h", [None, [1.0, 2.0, 3.0], "abc", 3.5])
+def test_history_of_the_wrong_kind_is_a_type_error(h):
+    with pytest.raises(TypeError, match=r"h must be a fastbp\.History or a dict.*got " + type(h).__name__):
+        plot.history(h)
+
+
 # --------------------------------------------------------------------------- #
 # weights
 # --------------------------------------------------------------------------- #
@@ -140,6 +146,28 @@ def test_weights_bad_arguments(trained):
 def test_tile_shape(n, shape):
     rows, cols = plot.tile_shape(n)
     assert (rows, cols) == shape and rows * cols >= n
+
+
+def test_tile_shape_bad_arguments():
+    assert plot.tile_shape(np.int64(64)) == (8, 8)
+    for n in (2.7, 64.0, "a", None, True):
+        with pytest.raises(TypeError, match="n must be an integer"):
+            plot.tile_shape(n)
+    for n in (0, -3):
+        with pytest.raises(ValueError, match=f"n must be >= 1; got {n}"):
+            plot.tile_shape(n)
+
+
+@pytest.mark.parametrize("neurons", [1, 2, 4, 8])
+def test_weights_title_fits_a_narrow_figure(neurons):
+    _matplotlib()
+    net = fastbp.Network([64, 8, 10], seed=0)
+    fig = plot.weights(net, neurons=neurons)
+    fig.canvas.draw()
+    title = fig.get_suptitle()
+    assert "8x8 images" in title
+    extent = next(t for t in fig.texts if t.get_text() == title).get_window_extent()
+    assert 0 <= extent.x0 and extent.x1 <= fig.bbox.width, (extent, fig.bbox)
 
 
 # --------------------------------------------------------------------------- #

@@ -250,9 +250,10 @@ def _add_layout_options(p):
     p.add_argument("--activation", default="relu",
                    choices=("sigmoid", "relu", "tanh", "identity", "leaky_relu"),
                    help="activation of the hidden layers")
-    p.add_argument("--output", default="softmax",
+    p.add_argument("--output",
                    choices=("sigmoid", "relu", "tanh", "identity", "leaky_relu", "softmax"),
-                   help="activation of the output layer")
+                   help="activation of the output layer (default: softmax, or sigmoid for a "
+                        "single output unit)")
     p.add_argument("--cost", choices=("quadratic", "cross_entropy", "log_loss"),
                    help="cost (default: log_loss for a softmax output, cross_entropy for sigmoid, "
                         "quadratic otherwise)")
@@ -260,10 +261,22 @@ def _add_layout_options(p):
                    help="parameters and computation")
 
 
-def _cost(args):
+def _output(args, n_outputs):
+    """--output for a network with `n_outputs` output units."""
+    # A softmax over one unit is 1 whatever its input: nothing would be learned.
+    if args.output is None:
+        return "sigmoid" if n_outputs == 1 else "softmax"
+    if args.output == "softmax" and n_outputs == 1:
+        raise UsageError("--output softmax needs at least 2 output units: a softmax over one unit "
+                         "is always 1, so nothing would be learned; use --output sigmoid (the "
+                         "default for one output) for a 0/1 target")
+    return args.output
+
+
+def _cost(args, output):
     if args.cost is not None:
         return args.cost
-    return {"softmax": "log_loss", "sigmoid": "cross_entropy"}.get(args.output, "quadratic")
+    return {"softmax": "log_loss", "sigmoid": "cross_entropy"}.get(output, "quadratic")
 
 
 # --------------------------------------------------------------------------- #
@@ -301,7 +314,18 @@ def load_data(spec, dtype="float64", test_only=False):
         X, y = datasets.load_digits()
         return _split("digits", X.astype(dtype), y, "a fixed test quarter")
     if spec in ("fashion-mnist", "fashion_mnist", "fashion"):
-        (X, y), (Xt, yt) = datasets.load_fashion_mnist(dtype="float32")   # the smaller copy
+        try:
+            (X, y), (Xt, yt) = datasets.load_fashion_mnist(dtype="float32")   # the smaller copy
+        except FileNotFoundError:
+            files, looked = datasets._locate_fashion_mnist(None)
+            if files is not None:
+                raise
+            # The library's advice (pass `path`) is for Python; say how this command finds them.
+            raise FileNotFoundError(
+                f"--data {spec}: Fashion-MNIST not found; {looked}. Install the Debian package "
+                f"dataset-fashion-mnist (apt-get install dataset-fashion-mnist; it puts them in "
+                f"{datasets.FASHION_MNIST_DEFAULT_DIR}), or set FASHION_MNIST_DIR to the "
+                f"directory that holds them") from None
         if not test_only:
             X = X.astype(dtype, copy=False)
         return Data("fashion-mnist", X, y, Xt.astype(dtype, copy=False), yt, "its test set",
@@ -333,10 +357,19 @@ def _load_npz(path, dtype):
     if os.path.isdir(path):
         raise ValueError(f"{what} is a directory; expected digits, fashion-mnist or a .npz file "
                          f"with arrays X and y")
+    # np.load decides by the first bytes too; asking first names the wrong kind of file.
+    with open(path, "rb") as f:
+        lead = f.read(6)
+    if not lead:
+        raise ValueError(f"{what} is empty; expected an .npz with arrays X and y")
+    if lead == b"\x93NUMPY":
+        raise ValueError(f"{what} holds a single array (.npy); expected an .npz with arrays X and y "
+                         f"(numpy.savez(file, X=X, y=y) writes one)")
+    if lead[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise ValueError(f"{what} is not an .npz archive; expected an .npz with arrays X and y "
+                         f"(numpy.savez(file, X=X, y=y) writes one)")
     try:
         with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array (.npy), not named arrays")
             keys = set(f.files)
             missing = [k for k in ("X", "y") if k not in keys]
             if missing:
@@ -449,6 +482,20 @@ def _need_matplotlib(option):
         raise UsageError(f"{option} needs matplotlib: pip install fastbp[plot]") from None
 
 
+def _check_image_path(path, option, needs=None):
+    """Fail before training, not after, when matplotlib cannot write this image."""
+    _check_writable(path, option)
+    _need_matplotlib(needs or option)
+    from matplotlib.backend_bases import FigureCanvasBase
+    formats = FigureCanvasBase.get_supported_filetypes()
+    # Without a suffix matplotlib would write PATH.png, not the file named.
+    suffix = os.path.splitext(path)[1][1:].lower()
+    if suffix not in formats:
+        found = f"suffix .{suffix}" if suffix else "no suffix"
+        raise UsageError(f"{option} {path!r} has {found}; expected an image file name ending in "
+                         f"one of .{', .'.join(sorted(formats))}")
+
+
 def _layers_text(sizes):
     return "-".join(str(s) for s in sizes)
 
@@ -491,13 +538,14 @@ def cmd_train(args):
                                momentum=args.momentum or 0.0)
     if args.early_stopping is not None and args.validation_split == 0:
         raise UsageError("--early-stopping needs validation data: give --validation-split > 0")
-    cost = _cost(args)
-    _layout([1, 1], args.activation, args.output, cost, args.dtype)   # refuses bad pairs now
+    # The output layer's width, and so its default activation, may come with the data.
+    output = _output(args, args.layers[-1]) if args.layers is not None else args.output
+    if output is not None:                  # refuses bad pairs now
+        _layout([1, 1], args.activation, output, _cost(args, output), args.dtype)
     if args.save:
         _check_writable(args.save, "--save")
     if args.plot:
-        _check_writable(args.plot, "--plot")
-        _need_matplotlib("--plot")
+        _check_image_path(args.plot, "--plot")
 
     data = load_data(args.data, args.dtype)
     if args.layers is not None:
@@ -506,9 +554,10 @@ def cmd_train(args):
         sizes = _default_sizes(data)
         what = f"the default network {_layers_text(sizes)}"
     _check_fits(sizes, data, what)
+    output = _output(args, sizes[-1])
 
     seeds = np.random.SeedSequence(args.seed).spawn(3)
-    net = Network(sizes, activation=args.activation, output=args.output, cost=cost,
+    net = Network(sizes, activation=args.activation, output=output, cost=_cost(args, output),
                   dtype=args.dtype, seed=np.random.default_rng(seeds[0]))
     X, y = data.X_train, data.y_train
     validation = None
@@ -633,7 +682,8 @@ def cmd_gradcheck(args):
             if args.data is not None:
                 data = load_data(args.data, args.dtype, test_only=True)
             sizes = _default_sizes(data) if data is not None else [64, 32, 10]
-        net = Network(sizes, activation=args.activation, output=args.output, cost=_cost(args),
+        output = _output(args, sizes[-1])
+        net = Network(sizes, activation=args.activation, output=output, cost=_cost(args, output),
                       dtype=args.dtype, seed=args.seed)
         source = "a new network"
     sizes = net.sizes
@@ -750,8 +800,7 @@ def cmd_show(args):
     if not 1 <= args.layer <= net.n_layers:
         raise UsageError(f"--layer must be in 1..{net.n_layers} for the network in {args.model} "
                          f"({_layers_text(net.sizes)}); got {args.layer}")
-    _check_writable(args.out, "--out")
-    _need_matplotlib("fastbp show")
+    _check_image_path(args.out, "--out", needs="fastbp show")
     from fastbp import plot
     plot.weights(net, args.out, layer=args.layer, neurons=args.neurons)
     rows, cols = plot.tile_shape(net.sizes[args.layer - 1])
@@ -795,8 +844,17 @@ def cmd_bench(args):
     if suite is None:
         raise UsageError("the benchmark suite is not part of the installed package: run it from a "
                          "source checkout of fastbp (python -m benchmarks, or fastbp bench there)")
-    status = suite.main(list(args.args))
-    return int(status or 0)
+    argv = list(args.args)
+    parsed = suite.parse_args(argv, prog=f"{PROG} bench", parser_class=_BenchParser)
+    return int(suite.main(argv, args=parsed) or 0)
+
+
+class _BenchParser(argparse.ArgumentParser):
+    """The suite's parser speaking as ``fastbp bench``: an error is one usage
+    error line, not the suite's usage and exit."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{PROG} bench --help')")
 
 
 # --------------------------------------------------------------------------- #
@@ -820,7 +878,13 @@ def main(argv=None):
         if argv[:1] == ["bench"]:       # everything after 'bench' belongs to the suite
             args = argparse.Namespace(command="bench", run=cmd_bench, args=argv[1:])
         else:
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:
+                # argparse would report them from the top-level parser, whose help does not
+                # list the command's options (those before the command are its own).
+                after = args.command and argv.index(args.command) < argv.index(extra[0])
+                prog = f"{PROG} {args.command}" if after else PROG
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
         if args.command is None:
             raise UsageError("missing command: train, evaluate, gradcheck, explain, show or bench "
                              f"(see '{PROG} --help')")
@@ -829,6 +893,18 @@ def main(argv=None):
         if debug:
             raise
         return _error(e)
+    except BrokenPipeError:
+        # The reader of stdout went away (fastbp train | head): nobody is left to tell.
+        # Python's docs recipe: stdout to devnull so that the interpreter's final flush
+        # does not fail again, and status 1 as Python itself exits on EPIPE.
+        if debug:
+            raise
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):    # stdout without a file descriptor
+            pass
+        return EXIT_FAIL
     except FloatingPointError as e:         # training diverged: a result, not a usage error
         if debug:
             raise

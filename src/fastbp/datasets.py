@@ -93,6 +93,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # before any memory is allocated for the data.
 _GZIP_MAX_RATIO = 1100
 _CHUNK = 1 << 24  # bytes per read() call
+# NumPy 2 raised its limit on the number of dimensions from 32 to 64; the header
+# is checked against it so that the error names the file.
+_MAX_NDIM = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
 
 
 def load_idx(path):
@@ -125,7 +128,8 @@ def load_idx(path):
         If the file does not exist.
     ValueError
         If the file is not a well-formed IDX file: empty, wrong magic number,
-        unknown element type, zero dimensions, truncated header, fewer or more
+        unknown element type, zero dimensions or more than NumPy supports, a
+        shape too large for a NumPy array, truncated header, fewer or more
         data bytes than the header's shape needs, or corrupt gzip data. The
         message names the file and what was expected and found.
     TypeError
@@ -222,6 +226,11 @@ def _read_idx(stream, name, file_size, gz_size):
         raise ValueError(
             f"{what}: bad header: number of dimensions is 0, expected at least 1"
         )
+    if ndim > _MAX_NDIM:
+        raise ValueError(
+            f"{what}: bad header: number of dimensions is {ndim}, expected at most "
+            f"{_MAX_NDIM} (NumPy's limit)"
+        )
     dim_bytes = _read_exactly(stream, 4 * ndim)
     header_size = 4 + 4 * ndim
     if len(dim_bytes) < 4 * ndim:
@@ -249,6 +258,16 @@ def _read_idx(stream, name, file_size, gz_size):
             f"of {gz_size} bytes can hold"
         )
 
+    # NumPy refuses a shape whose nonzero dimensions overflow its byte count even
+    # when a zero dimension leaves no elements (the size checks above let it pass).
+    nominal = math.prod(d for d in shape if d) * disk_dtype.itemsize
+    if nominal > np.iinfo(np.intp).max:
+        raise ValueError(
+            f"{what}: bad header: the shape {shape} is too large for a NumPy array, even "
+            f"with no elements: expected the product of its nonzero dimensions times "
+            f"{disk_dtype.itemsize} bytes ({disk_dtype.newbyteorder('=').name}) to be at most "
+            f"{np.iinfo(np.intp).max}, found {nominal}"
+        )
     data = np.empty(count, dtype=disk_dtype)
     got = _readinto_exactly(stream, memoryview(data.view(np.uint8)))
     if got < data_size:
@@ -318,6 +337,40 @@ def _find_fashion_files(directory):
     return found, missing
 
 
+def _locate_fashion_mnist(path):
+    """(files, looked): the four files as `_find_fashion_files` maps them, from
+    `path` or else $FASHION_MNIST_DIR or the default directory, or None and a
+    sentence saying where they were looked for (the command line, which cannot
+    pass `path`, gives its own advice after it)."""
+    if path is not None:
+        candidates = [("the path argument", os.fsdecode(os.fspath(path)))]
+    else:
+        candidates = []
+        env = os.environ.get("FASHION_MNIST_DIR")
+        if env:
+            candidates.append(("$FASHION_MNIST_DIR", env))
+        candidates.append(("the default directory", FASHION_MNIST_DEFAULT_DIR))
+
+    looked = []
+    for label, directory in candidates:
+        if not os.path.isdir(directory):
+            looked.append(f"{directory!r} ({label}): not a directory")
+            continue
+        found, missing = _find_fashion_files(directory)
+        if not missing:
+            return found, None
+        looked.append(
+            f"{directory!r} ({label}): missing "
+            + ", ".join(f"{m}[.gz]" for m in missing)
+        )
+    return None, (
+        "looked in "
+        + "; ".join(looked)
+        + ". Expected the files "
+        + ", ".join(f"{b}[.gz]" for b in _FASHION_FILES)
+    )
+
+
 def load_fashion_mnist(path=None, dtype="float32"):
     """Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017) from local IDX files.
 
@@ -358,38 +411,13 @@ def load_fashion_mnist(path=None, dtype="float32"):
         a label is outside 0..9; or if ``dtype`` is not float32/float64.
     """
     dt = _float_dtype(dtype)
-    if path is not None:
-        candidates = [("the path argument", os.fsdecode(os.fspath(path)))]
-    else:
-        candidates = []
-        env = os.environ.get("FASHION_MNIST_DIR")
-        if env:
-            candidates.append(("$FASHION_MNIST_DIR", env))
-        candidates.append(("the default directory", FASHION_MNIST_DEFAULT_DIR))
-
-    looked = []
-    files = None
-    for label, directory in candidates:
-        if not os.path.isdir(directory):
-            looked.append(f"{directory!r} ({label}): not a directory")
-            continue
-        found, missing = _find_fashion_files(directory)
-        if not missing:
-            files = found
-            break
-        looked.append(
-            f"{directory!r} ({label}): missing "
-            + ", ".join(f"{m}[.gz]" for m in missing)
-        )
+    files, looked = _locate_fashion_mnist(path)
     if files is None:
         raise FileNotFoundError(
-            "Fashion-MNIST not found; looked in "
-            + "; ".join(looked)
-            + ". Expected the files "
-            + ", ".join(f"{b}[.gz]" for b in _FASHION_FILES)
-            + ". Get them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu, "
-            f"installs into {FASHION_MNIST_DEFAULT_DIR}), or put them in a directory "
-            "and pass it as `path` or set FASHION_MNIST_DIR to it."
+            f"Fashion-MNIST not found; {looked}. Get them with `apt-get install "
+            f"dataset-fashion-mnist` (Debian/Ubuntu, installs into "
+            f"{FASHION_MNIST_DEFAULT_DIR}), or put them in a directory and pass it as "
+            "`path` or set FASHION_MNIST_DIR to it."
         )
 
     def pair(images_base, labels_base):
@@ -624,7 +652,7 @@ def train_test_split(X, y, test_size=0.25, seed=None, stratify=False):
         classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)
         if counts.min() < 2:
-            c = classes[int(np.argmin(counts))]
+            c = classes[int(np.argmin(counts))].item()  # 5, not np.int64(5)
             raise ValueError(
                 f"stratify=True needs at least 2 examples of every class, "
                 f"class {c!r} has {counts.min()}"

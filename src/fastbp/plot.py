@@ -61,7 +61,18 @@ def history(h, path=None):
         Left: training and validation loss (log scale when both are
         positive); right: validation accuracy (only when there is
         validation data). Epochs are numbered from 1.
+
+    Raises
+    ------
+    TypeError
+        If `h` is neither a dict nor has a ``loss`` or ``val_loss`` attribute.
+    ValueError
+        If `h` holds no epochs.
     """
+    # Checked here, or a wrong argument would read as an empty history.
+    if not (isinstance(h, dict) or hasattr(h, "loss") or hasattr(h, "val_loss")):
+        raise TypeError("h must be a fastbp.History or a dict with 'loss' (and optionally "
+                        f"'val_loss', 'val_accuracy') lists; got {type(h).__name__}")
     loss = _series(h, "loss")
     val_loss = _series(h, "val_loss")
     val_acc = _series(h, "val_accuracy")
@@ -130,10 +141,11 @@ def tile_shape(n):
     the factorisation ``rows * columns == n`` closest to a square, if it is
     no more than 3 times wider than tall; otherwise the smallest near-square
     ``rows x columns >= n`` (the extra cells are left blank).
+
+    Raises TypeError if `n` is not an integer, ValueError if it is below 1.
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be positive; got {n}")
+    from fastbp import _checks
+    n = _checks.integer(n, "n", minimum=1)
     root = math.isqrt(n)
     for rows in range(root, 0, -1):
         if n % rows == 0:
@@ -222,8 +234,18 @@ def weights(net, path=None, layer=1, neurons=None):
         for spine in ax.spines.values():
             spine.set_linewidth(0.3)
     sizes = net.sizes
-    fig.suptitle(f"incoming weights $w^{{{layer}}}_{{jk}}$ of the {n_out} neurons of layer {layer} "
-                 f"({sizes[layer - 1]} inputs as {rows}x{cols} images)", fontsize=10)
+    head = f"incoming weights $w^{{{layer}}}_{{jk}}$ of the {n_out} neurons of layer {layer}"
+    tail = f"({sizes[layer - 1]} inputs as {rows}x{cols} images)"
+    title = fig.suptitle(f"{head} {tail}", fontsize=10)
+    # A few tiles make a figure narrower than its title: break the title in two, and
+    # widen the figure if even that does not fit.
+    renderer = fig.canvas.get_renderer()
+    margin = 0.2 * fig.dpi
+    if title.get_window_extent(renderer).width > fig.bbox.width - margin:
+        title.set_text(f"{head}\n{tail}")
+        needed = (title.get_window_extent(renderer).width + margin) / fig.dpi
+        if needed > fig.get_figwidth():
+            fig.set_figwidth(needed)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6 if grid_rows > 2 else 0.9, label="weight",
                      extend="both")
