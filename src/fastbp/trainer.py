@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
-
-from fastbp import _checks, _core
 from numpy.typing import ArrayLike
 
+from fastbp import _checks, _core
 from fastbp.network import Network, Seed
 from fastbp.optimizers import SGD, Adam, optimizer_from
 
