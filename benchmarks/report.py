@@ -146,9 +146,10 @@ def table(record):
            "time at the measured NumPy GEMM rate / this median",
            "", HEADER, "-" * len(HEADER), format_rows(record["results"])]
     if record["results"]:
-        out += ["", "GEMM rate (NumPy matmul, workload shapes): " + ", ".join(
-            sorted({f"{'-'.join(map(str, r['sizes']))} {r['dtype'][5:]}: {r['gflops']:.0f} GFLOP/s"
-                    for r in record["gemm"]["rates"]}))]
+        out += ["", "GEMM rate (NumPy matmul, the products each kind of workload needs on its "
+                "shapes): " + ", ".join(
+            sorted({f"{'-'.join(map(str, r['sizes']))} {r['kind']} {r['dtype'][5:]}: "
+                    f"{r['gflops']:.0f} GFLOP/s" for r in record["gemm"]["rates"]}))]
     acc = record.get("accuracy_w3")
     if acc:
         out += ["", "W3 accuracy on Fashion-MNIST test set (after 1 and 5 epochs; mean epoch time):"]

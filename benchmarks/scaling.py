@@ -29,7 +29,7 @@ def run(suite):
     examples = sorted({min(e, n_all) for e in examples})
     repeats = 1
     warm = _head(d, min(200, n_all))
-    out = {"dtype": dtype, "repeats": repeats,
+    out = {"dtype": dtype, "kind": base.kind, "repeats": repeats,
            "description": f"{base.describe()}, {dtype}; width sweep over {n_all} examples, "
                           f"one timed run each; NumPy at its best thread count",
            "examples": [], "width": []}
@@ -52,7 +52,7 @@ def run(suite):
             else:
                 times["numpy"] = min(times.get("numpy", v.median), v.median)
         raw = [{"label": v.label, "times": v.times, "error": v.error} for v in variants]
-        rate = suite.gemm.rate(wl.sizes, dtype)
+        rate = suite.gemm.rate(wl.sizes, dtype, wl.kind)
         return times, raw, wl.flops(data.X.shape[0]), rate
 
     for n in examples:

@@ -206,7 +206,7 @@ class Suite:
             examples = min(wl.batch, d.X_test.shape[0])
         else:
             examples = wl.batch
-        rate = self.gemm.rate(wl.sizes, dtype)
+        rate = self.gemm.rate(wl.sizes, dtype, wl.kind)
         flops = wl.flops(examples)
         res = report.workload_result(wl, dtype, variants, examples=examples, flops=flops,
                                      gemm_rate=rate, data_source=d.source,
@@ -260,10 +260,11 @@ class Suite:
             self.log("GEMM rates: measuring again, keeping the faster")
             self.gemm.refresh()
             for res in self.results:
-                report.update_limit(res, self.gemm.rate(res["sizes"], res["dtype"]))
+                report.update_limit(res, self.gemm.rate(res["sizes"], res["dtype"], res["kind"]))
             for key in ("examples", "width"):
                 for row in record.get("scaling", {}).get(key, []):
-                    row["limit_s"] = row["flops"] / self.gemm.rate(row["sizes"], record["scaling"]["dtype"])
+                    row["limit_s"] = row["flops"] / self.gemm.rate(row["sizes"], record["scaling"]["dtype"],
+                                                                   record["scaling"]["kind"])
         over = sorted({f"{r['workload']} {r['dtype']}" for r in self.results for v in r["variants"]
                        if (v["pct_limit"] or 0) > 100})
         if over:
@@ -271,10 +272,12 @@ class Suite:
                               "the GEMM rate we measured (the limit is a measured rate, not a peak, "
                               "and the machine's load varied during the run)")
         record["results"] = self.results
-        record["gemm"] = {"method": "NumPy matmul on each layer's three training products "
-                                    "(A@W.T, D.T@A, D@W) with rows = %d, best over thread counts %s; "
-                                    "limit = FLOPs / rate, FLOPs per epoch = 6 x examples x "
-                                    "sum(n_in*n_out)" % (cfg.gemm_rows, self.gemm.thread_counts),
+        record["gemm"] = {"method": "NumPy matmul on each of a layer's three products "
+                                    "(forward A@W.T, gradient D.T@A, delta D@W) with rows = %d, "
+                                    "best over thread counts %s; limit = sum over the products a "
+                                    "workload needs of FLOPs / rate (a forward pass: forward; "
+                                    "backprop: all three; a training epoch: all but the first "
+                                    "layer's delta)" % (cfg.gemm_rows, self.gemm.thread_counts),
                           "rates": self.gemm.records}
         record["machine"] = machine.facts()
         record["notes"] = self.notes + self.data.notes

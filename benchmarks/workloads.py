@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 import fastbp
+from benchmarks import limit
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,10 @@ class Workload:
     def activations(self):
         return (self.activation,) * (len(self.sizes) - 2) + (self.output,)
 
-    @property
-    def connections(self):
-        """Sum over layers of n_in * n_out (the multiply-adds of one example's forward pass)."""
-        return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
-
     def flops(self, examples):
-        """FLOPs of the matrix products: 6 x examples x sum n_in*n_out for a
-        training pass (forward, delta recurrence, gradient), 2 x ... for a
-        forward pass alone."""
-        per = 2 if self.kind in ("infer", "predict") else 6
-        return per * examples * self.connections
+        """FLOPs of the matrix products the workload needs for `examples`
+        examples (see benchmarks.limit.products)."""
+        return limit.product_flops(self.sizes, self.kind, examples)
 
     def network(self, dtype, seed=0):
         return fastbp.Network(list(self.sizes), activation=self.activation, output=self.output,

@@ -105,3 +105,30 @@ def test_bad_arguments_are_refused(capsys):
 def test_package_main_is_the_suite():
     import benchmarks
     assert callable(benchmarks.main)
+
+
+def test_the_limit_counts_only_the_products_a_workload_needs():
+    """A training epoch needs no dC/da^0, so its first layer has two products
+    (forward, gradient); backprop has all three everywhere (.inputs is the
+    first layer's delta product); a forward pass has one per layer."""
+    from benchmarks import limit
+    from benchmarks.workloads import WORKLOADS
+    sizes = (784, 16, 16, 10)
+    per_layer = [784 * 16, 16 * 16, 16 * 10]
+    assert limit.product_flops(sizes, "epoch", 7) == 2 * 7 * (2 * per_layer[0] + 3 * sum(per_layer[1:]))
+    assert limit.product_flops(sizes, "backprop", 7) == 2 * 7 * 3 * sum(per_layer)
+    assert limit.product_flops(sizes, "infer", 7) == limit.product_flops(sizes, "predict", 7) \
+        == 2 * 7 * sum(per_layer)
+    w1 = next(w for w in WORKLOADS if w.name == "W1")
+    assert w1.kind == "epoch" and w1.flops(10) == limit.product_flops(w1.sizes, "epoch", 10)
+
+    rates = limit.GemmRates(rows=32, thread_counts=[1], min_time=0.0)
+    epoch = rates.rate((20, 8, 3), "float64", "epoch")
+    backprop = rates.rate((20, 8, 3), "float64", "backprop")
+    assert _positive_finite(epoch) and _positive_finite(backprop)
+    records = {r["kind"]: r for r in rates.records}
+    assert list(records["epoch"]["layers"][0]["products"]) == ["forward", "gradient"]
+    assert list(records["epoch"]["layers"][1]["products"]) == list(limit.PRODUCTS)
+    assert list(records["backprop"]["layers"][0]["products"]) == list(limit.PRODUCTS)
+    # one measurement per layer shape serves every kind
+    assert set(rates._layer) == {(20, 8, "float64"), (8, 3, "float64")}
