@@ -7,7 +7,6 @@ import textwrap
 
 import numpy as np
 
-from benchmarks import stability
 from benchmarks.peers import NUMPY_FAMILY
 
 
@@ -151,10 +150,6 @@ def table(record):
                 "shapes): " + ", ".join(
             sorted({f"{'-'.join(map(str, r['sizes']))} {r['kind']} {r['dtype'][5:]}: "
                     f"{r['gflops']:.0f} GFLOP/s" for r in record["gemm"]["rates"]}))]
-    two = record.get("blas_two_threads")
-    if two:
-        out += ["", "how steady two BLAS threads are (W3's first-layer product):"]
-        out += [f"  at the {when}: {stability.describe(r)}" for when, r in two.items()]
     acc = record.get("accuracy_w3")
     if acc:
         out += ["", "W3 accuracy on Fashion-MNIST test set (after 1 and 5 epochs; mean epoch time):"]

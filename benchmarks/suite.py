@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks import machine, peers, report, stability, timing
+from benchmarks import machine, peers, report, timing
 from benchmarks.limit import GemmRates
 from benchmarks.workloads import DEFAULT_GROUPS, GROUPS, SLOW_GROUPS, DataSets, select
 
@@ -52,7 +52,6 @@ class Config:
     gemm_rows: int
     gemm_min_time: float
     settle: float          # seconds of idle before each timed run (see timing.measure)
-    stability_s: float     # seconds of the two-thread check at the start and at the end
     repeats: int
 
     @classmethod
@@ -62,12 +61,12 @@ class Config:
                        subset_small_batch=100, tta_cap=20.0,
                        digits_epochs=1, infer_calls=100, predict_calls=1, bp_small_calls=20,
                        bp_wide_calls=1, gemm_rows=128, gemm_min_time=0.0, settle=0.0,
-                       stability_s=0.2, repeats=repeats or 1)
+                       repeats=repeats or 1)
         return cls(False, n_train=60000, n_test=10000, warmup_rows=2000, subset=3000,
                    subset_small_batch=12000, tta_cap=90.0,
                    digits_epochs=10, infer_calls=5000, predict_calls=20, bp_small_calls=1000,
                    bp_wide_calls=10, gemm_rows=4096, gemm_min_time=0.2, settle=0.3,
-                   stability_s=10.0, repeats=repeats or 3)
+                   repeats=repeats or 3)
 
 
 def parse_args(argv, prog="python -m benchmarks", parser_class=argparse.ArgumentParser):
@@ -237,10 +236,6 @@ class Suite:
         if cfg.quick and args.threads is None:
             self.notes.append("--quick: fastbp at its default threads only, peers single-threaded only")
         fashion = self.data.fashion_available()
-        two_threads = {}
-        if self.cores >= 2:
-            self.log("two BLAS threads: how steady (start)")
-            two_threads["start"] = stability.run(cfg.stability_s)
         for wl in select([g for g in args.groups if g not in SLOW_GROUPS]):
             for dtype in args.dtype_list:
                 if wl.dtypes and dtype not in wl.dtypes:
@@ -261,11 +256,6 @@ class Suite:
                 record["time_to_accuracy"] = accuracy.time_to_accuracy(self)
         if "scaling" in args.groups:
             record["scaling"] = scaling.run(self)
-        if self.cores >= 2:
-            self.log("two BLAS threads: how steady (end)")
-            two_threads["end"] = stability.run(cfg.stability_s)
-        if two_threads and all(two_threads.values()):
-            record["blas_two_threads"] = two_threads
         if self.results and not cfg.quick:
             self.log("GEMM rates: measuring again, keeping the faster")
             self.gemm.refresh()

@@ -7,7 +7,6 @@ tests skip when run from a copied tests directory against an installed wheel.
 """
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 
@@ -133,23 +132,3 @@ def test_the_limit_counts_only_the_products_a_workload_needs():
     assert list(records["backprop"]["layers"][0]["products"]) == list(limit.PRODUCTS)
     # one measurement per layer shape serves every kind
     assert set(rates._layer) == {(20, 8, "float64"), (8, 3, "float64")}
-
-
-def test_quick_run_records_how_steady_two_blas_threads_are(quick_run):
-    _, out, _ = quick_run
-    record = json.loads((out / "bench.json").read_text())
-    from benchmarks import machine, timing
-    if machine.usable_cores() < 2 or not timing.have_thread_control():
-        assert "blas_two_threads" not in record
-        return
-    two = record["blas_two_threads"]
-    assert set(two) == {"start", "end"}
-    for r in two.values():
-        one, both = r["per_call_s"]["1"], r["per_call_s"]["2"]
-        assert len(one) == len(both) >= 1
-        assert all(_positive_finite(t) for t in one + both)
-        assert r["one_thread_median_s"] == pytest.approx(statistics.median(one))
-        q = r["two_threads_s"]
-        assert min(both) <= q["p10"] <= q["median"] <= q["p90"] <= max(both)
-        assert 0.0 <= r["two_slower_fraction"] <= 1.0
-    assert "how steady two BLAS threads are" in (out / "table.txt").read_text()
