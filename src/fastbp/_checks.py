@@ -144,6 +144,12 @@ def inputs(X: object, n_features: int, dtype: np.dtype, allow_1d: bool = True,
     else:
         shape = f"(n, {n_features})" + (f" or ({n_features},)" if allow_1d else "")
         raise ValueError(f"{what} must have shape {shape}; got an array of shape {X.shape}")
+    return finite_c_array(X, dtype, what)
+
+
+def finite_c_array(X: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    """c_array(X, dtype), refused with a ValueError naming `what` if any value
+    is not finite in `dtype`."""
     converted = c_array(X, dtype)
     if not _core.finite(converted):
         raise ValueError(not_finite(what, X, dtype))
@@ -187,10 +193,7 @@ def targets(Y, n: int, n_outputs: int, cost: str, dtype: np.dtype) -> np.ndarray
             raise ValueError(f"Y has shape {Y.shape}; expected ({n}, {n_outputs})")
     else:
         raise ValueError(f"Y must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
-    converted = c_array(Y, dtype)
-    if not _core.finite(converted):
-        raise ValueError(not_finite("Y", Y, dtype))
-    Y = converted
+    Y = finite_c_array(Y, dtype, "Y")
     if cost != "quadratic" and (Y.min() < 0 or Y.max() > 1):
         raise ValueError(f"targets for the {cost} cost must lie in [0, 1]; got values in "
                          f"[{Y.min():g}, {Y.max():g}]")
