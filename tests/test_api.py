@@ -216,6 +216,26 @@ def test_callable_init_beyond_float32_range():
     fastbp.Network([3, 2], dtype="float64", init=lambda fi, fo, rng: np.full((fo, fi), 1e300))
 
 
+def test_callable_init_result_is_copied_into_parameters_the_network_owns():
+    """An init that hands back one shared (or read-only) array still gives each layer
+    of each network its own plain writable array: training one changes nothing else."""
+    shared = np.ones((3, 3))
+    frozen = np.ones((3, 3))
+    frozen.setflags(write=False)
+    for given in (shared, frozen):
+        a = fastbp.Network([3, 3, 3], init=lambda fi, fo, rng: given)
+        b = fastbp.Network([3, 3, 3], init=lambda fi, fo, rng: given)
+        arrays = a.weights + b.weights
+        assert all(W.flags.writeable and W.flags.owndata for W in arrays)
+        assert not any(np.shares_memory(W, V) for i, W in enumerate(arrays + [given])
+                       for V in (arrays + [given])[i + 1:])
+        fastbp.Trainer(a, optimizer=fastbp.SGD(lr=0.5)).step(np.ones((2, 3)), np.zeros((2, 3)))
+        assert not np.array_equal(a.weights[0], given)
+        np.testing.assert_array_equal(given, np.ones((3, 3)))
+        for W in b.weights:
+            np.testing.assert_array_equal(W, given)
+
+
 @pytest.mark.parametrize("init, exc", [("glorot", ValueError), ("Auto", ValueError),
                                        (5, TypeError), (None, TypeError)])
 def test_bad_init(init, exc):
@@ -522,11 +542,15 @@ def test_bad_labels_for_score(case):
     assert snapshot(net) == before
 
 
-def test_score_accepts_integer_valued_float_labels():
-    """The code's choice (the spec refuses 1-D float *targets* for several outputs;
-    score takes labels): 0.0, 1.0, 2.0 are accepted as class labels."""
+@pytest.mark.parametrize("kind", [np.float64, np.float32, bool])
+def test_score_refuses_1d_float_labels_for_several_outputs_as_cost_does(kind):
+    """The spec: with sizes[-1] > 1, a 1-D float array is refused (ints are labels)."""
     net, X, y = _problem()
-    assert net.score(X, y.astype(np.float64)) == net.score(X, y)
+    labels = (y > 0) if kind is bool else y.astype(kind)
+    for op in (net.score, net.cost):
+        with pytest.raises(ValueError, match=r"1-D .*ambiguous.*integer class labels"):
+            op(X, labels)
+    assert net.score(X, y.astype(np.int32)) == net.score(X, y)
 
 
 # -- corrupted parameters: a clear error from every operation, never a crash ------------

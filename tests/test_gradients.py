@@ -100,6 +100,7 @@ def test_matches_reference(depth, hidden, output, cost, dtype, n):
     t = net.trace(X)
     assert len(t.z) == net.n_layers and len(t.a) == net.n_layers + 1
     np.testing.assert_array_equal(t.a[0], X)
+    assert not np.shares_memory(t.a[0], X)          # a record of the pass, not a view of X
     for l in range(net.n_layers):
         assert t.z[l].dtype == dtype and t.a[l + 1].dtype == dtype
         assert_close(t.z[l], zs[l], dtype, f"trace z^{l + 1}", tz[l])
@@ -268,6 +269,29 @@ def test_no_overflow_for_huge_z(output, cost, big, dtype):
         _, _, gw, gb, gx, c_ref = reference_backprop(net, X, Y)
         assert_close(c, c_ref, dtype, "cost")
         assert_close(g.biases[1], gb[1], dtype, "dC/db^2")
+
+
+def test_log_loss_is_finite_when_z_spans_the_whole_float_range(dtype):
+    """z = +-x with x near the dtype's largest value: z_j - logsumexp(z) is -inf
+    for the unit with y_j = 0, whose term 0 ln 0 is still 0 (not 0 * -inf = NaN)."""
+    net = fastbp.Network([1, 2], output="softmax", cost="log_loss", dtype=dtype)
+    net.weights[0][...] = [[1.0], [-1.0]]
+    big = 1e308 if np.dtype(dtype) == np.float64 else 2e38
+    X = np.array([[big], [big], [1.0]], dtype=dtype)
+    y = np.array([0, 0, 1])
+    with np.errstate(all="raise"):
+        c = net.cost(X, y)
+        g = net.backprop(X, y)
+    p = 1 / (1 + np.exp(2.0))          # the third example: softmax([1, -1]) at its target
+    want = -np.log(p) / 3
+    assert_close(c, want, dtype, "cost")
+    assert_close(g.cost, want, dtype, "backprop cost")
+    assert np.isfinite(g.weights[0]).all() and np.isfinite(g.inputs).all()
+    Z = X.astype(np.float64) @ net.weights[0].T.astype(np.float64)
+    Y = np.eye(2)[y]
+    with np.errstate(over="ignore", under="ignore"):    # z - max(z) = -inf, exp(-inf) = 0
+        assert ref.cost(ref.ACTIVATIONS["softmax"][0](Z), Y, "log_loss", z=Z) \
+            == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("act", ["sigmoid", "softmax"])

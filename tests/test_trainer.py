@@ -435,6 +435,45 @@ def test_a_single_callable_is_accepted():
     assert len(hist.loss) == 2
 
 
+@pytest.mark.parametrize("result, stops", [(False, True), (np.False_, True), (np.bool_(0.5 > 0.9), True),
+                                           (None, False), (True, False), (np.True_, False),
+                                           (0, False), ("stop", False)])
+def test_a_callback_stops_training_by_returning_false_numpy_false_too(result, stops):
+    net = make_net()
+    X, Y = make_data(net, 20)
+    hist = fastbp.Trainer(net, batch_size=5).fit(X, Y, epochs=3, callbacks=lambda e, h: result)
+    assert len(hist.loss) == (1 if stops else 3)
+
+
+def test_callbacks_none_means_no_callbacks_and_other_kinds_are_refused():
+    net = make_net()
+    X, Y = make_data(net, 20)
+    tr = fastbp.Trainer(net, batch_size=5)
+    assert len(tr.fit(X, Y, epochs=2, callbacks=None).loss) == 2
+    hist, before = tr.history, snapshot(net)
+    for bad in (1, 2.5):
+        with pytest.raises(TypeError, match=r"^callbacks must be a callable f\(epoch, history\) or an "
+                                            r"iterable of them; got "):
+            tr.fit(X, Y, callbacks=bad)
+    with pytest.raises(TypeError, match=r"^callbacks must be callables .*got 1"):
+        tr.fit(X, Y, callbacks=[print, 1])
+    assert snapshot(net) == before and tr.history is hist
+
+
+def test_a_batch_size_raised_by_a_callback_takes_effect_from_the_next_epoch(dtype):
+    """The training buffers, sized for the batch size fit started with, grow with it."""
+    net = make_net(dtype=dtype)
+    X, Y = make_data(net, 21)
+    by_hand = net.copy()
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.3, momentum=0.5), batch_size=4, shuffle=False)
+    tr.fit(X, Y, epochs=3, callbacks=lambda e, h: setattr(tr, "batch_size", 4 + 6 * (e + 1)))
+    ref_tr = fastbp.Trainer(by_hand, fastbp.SGD(lr=0.3, momentum=0.5), shuffle=False)
+    for bs in (4, 10, 16):
+        ref_tr.batch_size = bs
+        ref_tr.fit(X, Y)
+    assert snapshot(net) == snapshot(by_hand)
+
+
 def test_callbacks_see_the_history_object_that_fit_returns():
     net = make_net()
     X, Y = make_data(net, 10)
@@ -775,6 +814,37 @@ def test_validation_data_errors_name_the_validation_set():
     X, Y = make_data(net, 6)
     with pytest.raises(ValueError, match="^the validation X has 4 features per example; expected 5"):
         fastbp.Trainer(net).fit(X, Y, validation_data=(np.ascontiguousarray(X[:, :4]), Y))
+
+
+def test_validation_target_errors_name_the_validation_set():
+    net = make_net(LAYOUTS[1])
+    X, Y = make_data(net, 6)
+    with pytest.raises(ValueError, match="^the validation Y has 5 targets; expected 6, one per "
+                                         "example of the validation X"):
+        fastbp.Trainer(net).fit(X, Y, validation_data=(X, np.zeros(5, dtype=np.int64)))
+    with pytest.raises(ValueError, match=r"^the validation Y: targets for the log_loss cost must "
+                                         r"lie in \[0, 1\]"):
+        fastbp.Trainer(net).fit(X, Y, validation_data=(X, Y * 3))
+
+
+@pytest.mark.parametrize("what, i, bad", [
+    ("weights", 0, np.asfortranarray), ("biases", 1, lambda b: np.repeat(b, 2)[::2]),
+    ("weights", 2, lambda W: W.astype(np.float32)), ("biases", 0, lambda b: b[:-1].copy())])
+@pytest.mark.parametrize("call", ["fit", "step"])
+def test_replaced_parameters_the_core_cannot_use_are_refused_before_anything_changes(
+        what, i, bad, call):
+    """Fortran order, a strided view, another dtype, another shape: refused before
+    the history or the optimizer state is touched."""
+    net = make_net()
+    X, Y = make_data(net, 8)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=4, seed=0)
+    tr.fit(X, Y, epochs=2)
+    getattr(net, what)[i] = bad(getattr(net, what)[i])
+    before, state, hist = snapshot(net), opt_state(tr), tr.history
+    with pytest.raises((ValueError, TypeError), match=rf"^{what}\[{i}\] "):
+        tr.fit(X, Y) if call == "fit" else tr.step(X, Y)
+    assert snapshot(net) == before and opt_state(tr) == state and tr.history is hist
+    assert len(hist.loss) == 2
 
 
 @pytest.mark.parametrize("what, i", [("weights", 0), ("biases", 2)])

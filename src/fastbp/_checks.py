@@ -168,34 +168,35 @@ def not_finite(what, X, dtype):
     return f"{what} contains NaN or infinity; expected finite values"
 
 
-def targets(Y, n: int, n_outputs: int, cost: str, dtype: np.dtype) -> np.ndarray:
+def targets(Y, n: int, n_outputs: int, cost: str, dtype: np.dtype,
+            what: str = "Y", of: str = "X") -> np.ndarray:
     """Targets as a C-contiguous (n, n_outputs) array of `dtype`.
 
     A 1-D target is the target column itself when n_outputs == 1; otherwise a
     1-D integer array is class labels in [0, n_outputs), one-hot encoded, and a
     1-D float array is refused. Targets of cross_entropy and log_loss must lie
-    in [0, 1].
+    in [0, 1]. Messages call the array `what`, and the inputs it goes with `of`.
     """
-    Y = numeric(Y, "Y")
+    Y = numeric(Y, what)
     if Y.ndim == 1:
         if Y.shape[0] != n:
-            raise ValueError(f"Y has {Y.shape[0]} targets; expected {n}, one per example of X")
+            raise ValueError(f"{what} has {Y.shape[0]} targets; expected {n}, one per example of {of}")
         if n_outputs == 1:
             Y = Y.reshape(n, 1)
         elif Y.dtype.kind in "iu":
             Y = one_hot_labels(Y, n_outputs, dtype)
         else:
             raise ValueError(
-                f"1-D targets of dtype {Y.dtype} are ambiguous for {n_outputs} outputs; expected "
+                f"{what} is 1-D with dtype {Y.dtype}: ambiguous for {n_outputs} outputs; expected "
                 f"integer class labels in [0, {n_outputs}) or an array of shape ({n}, {n_outputs})")
     elif Y.ndim == 2:
         if Y.shape != (n, n_outputs):
-            raise ValueError(f"Y has shape {Y.shape}; expected ({n}, {n_outputs})")
+            raise ValueError(f"{what} has shape {Y.shape}; expected ({n}, {n_outputs})")
     else:
-        raise ValueError(f"Y must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
-    Y = finite_c_array(Y, dtype, "Y")
+        raise ValueError(f"{what} must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
+    Y = finite_c_array(Y, dtype, what)
     if cost != "quadratic" and (Y.min() < 0 or Y.max() > 1):
-        raise ValueError(f"targets for the {cost} cost must lie in [0, 1]; got values in "
+        raise ValueError(f"{what}: targets for the {cost} cost must lie in [0, 1]; got values in "
                          f"[{Y.min():g}, {Y.max():g}]")
     return Y
 
@@ -211,7 +212,8 @@ def one_hot_labels(y, n_classes, dtype=np.float64):
 
 
 def labels(y, n, n_outputs):
-    """Class labels (n,) int64 from labels, one-hot rows or (n_outputs == 1) a 0/1 column."""
+    """Class labels (n,) int64 from integer labels, one-hot rows or (n_outputs == 1)
+    a 0/1 column of any numeric dtype."""
     y = numeric(y, "y")
     if y.ndim == 2 and y.shape == (n, n_outputs) and n_outputs > 1:
         if not np.isfinite(y).all():
@@ -223,6 +225,11 @@ def labels(y, n, n_outputs):
         raise ValueError(f"y must have shape ({n},) (class labels) or ({n}, {n_outputs}); got {y.shape}")
     if not np.isfinite(y).all():
         raise ValueError("y contains NaN or infinity; expected class labels")
+    if n_outputs > 1 and y.dtype.kind not in "iu":
+        # The rule `targets` applies to a 1-D Y, so score takes the labels cost takes.
+        raise ValueError(
+            f"1-D labels of dtype {y.dtype} are ambiguous for {n_outputs} outputs; expected "
+            f"integer class labels in [0, {n_outputs}) or one-hot rows of shape ({n}, {n_outputs})")
     if y.dtype.kind == "f":
         if not np.array_equal(y, np.round(y)):
             raise ValueError("y must hold integer class labels; got non-integer values")

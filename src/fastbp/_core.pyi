@@ -67,6 +67,11 @@ class Kernel:
     def layer_sizes(self) -> tuple[int, ...]: ...
     @property
     def dtype(self) -> np.dtype[Any]: ...
+    def check_parameters(
+        self, weights: _Params, biases: _Params, writeable: bool = True
+    ) -> None:
+        """The checks every pass makes on the parameter lists, raising TypeError or
+        ValueError; nothing is computed."""
     def forward(self, weights: _Params, biases: _Params, X: _Array) -> _Array:
         """Output activations (n, sizes[-1]); a 1-D x gives a 1-D result."""
     def cost_value(self, weights: _Params, biases: _Params, X: _Array, Y: _Array) -> float:

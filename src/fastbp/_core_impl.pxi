@@ -310,7 +310,8 @@ cdef double cost_and_delta(int act, int cost, Py_ssize_t n, Py_ssize_t m,
             for j in range(m):
                 y = Y[row + j]
                 ysum = ysum + y
-                c0 -= y * (Z[row + j] - lse)
+                if y != 0:      # 0 ln 0 = 0: z_j - lse may be -inf when z spans ~1e308
+                    c0 -= y * (Z[row + j] - lse)
             if D != NULL:
                 # dC0/dz_j = a_j sum_i y_i - y_j (soft targets need not sum to 1).
                 for j in range(m):
@@ -640,6 +641,18 @@ cdef class Kernel:
     @property
     def dtype(self):
         return np.dtype(np.float64 if self.typenum == cnp.NPY_DOUBLE else np.float32)
+
+    def check_parameters(self, list weights, list biases, bint writeable=True):
+        """The checks every pass makes on the parameter lists, on their own: for
+        a caller that must refuse bad parameters before it changes anything."""
+        cdef Net net
+        cdef void** pp = <void**>malloc(2 * self.L * sizeof(void*))
+        if pp == NULL:
+            raise MemoryError()
+        try:
+            self._params(weights, biases, &net, pp, writeable)
+        finally:
+            free(pp)
 
     cdef _check_data(self, cnp.ndarray x, int width, str name, bint allow_1d,
                      bint check_finite=True):

@@ -113,7 +113,9 @@ class Network:
             fan_in, fan_out = sizes[l], sizes[l + 1]
             drawn = _initial_weights(init, fan_in, fan_out, self.activations[l], rng)
             with np.errstate(over="ignore"):
-                W = np.ascontiguousarray(drawn, dtype=dtype)
+                # Always a copy: the network owns its parameters, even when init
+                # returns the same (or a read-only) array for several layers.
+                W = np.array(drawn, dtype=dtype, order="C")
             if not _core.finite(W):   # after the cast: 1e300 is finite, but not in float32
                 raise ValueError(_checks.not_finite(f"the array init returned for layer {l + 1}",
                                                     drawn, dtype))
@@ -152,16 +154,18 @@ class Network:
         return _checks.inputs(X, self._sizes[0], self.dtype, allow_1d, what)
 
     def _data(self, X: ArrayLike, Y: ArrayLike,
-              what: str = "X") -> tuple[np.ndarray, np.ndarray, bool]:
-        """(X 2-D, Y 2-D, X was 1-D) for the cost and gradient methods."""
+              what: str = "X", what_y: str = "Y") -> tuple[np.ndarray, np.ndarray, bool]:
+        """(X 2-D, Y 2-D, X was 1-D) for the cost and gradient methods; error
+        messages call the arrays `what` and `what_y`."""
         X = self._inputs(X, allow_1d=True, what=what)
         single = X.ndim == 1
         if single:
             X = X.reshape(1, -1)
-            Y = _checks.numeric(Y, "Y")
+            Y = _checks.numeric(Y, what_y)
             if Y.ndim == 0 or (Y.ndim == 1 and self._sizes[-1] > 1 and Y.shape[0] == self._sizes[-1]):
                 Y = Y.reshape(1, *Y.shape)   # one label, or one target vector
-        Y = _checks.targets(Y, X.shape[0], self._sizes[-1], self.cost_name, self.dtype)
+        Y = _checks.targets(Y, X.shape[0], self._sizes[-1], self.cost_name, self.dtype,
+                            what_y, what)
         return X, Y, single
 
     # -- the passes -----------------------------------------------------------
@@ -177,7 +181,7 @@ class Network:
         single = X.ndim == 1
         X2 = X.reshape(1, -1) if single else X
         zs, As = self._kernel.trace(self.weights, self.biases, X2)
-        a = [X2] + As
+        a = [X2.copy()] + As     # a^0 is the trace's own, not a view of the caller's X
         if single:
             return Trace(z=[z[0] for z in zs], a=[x[0] for x in a])
         return Trace(z=zs, a=a)
@@ -259,7 +263,10 @@ class Network:
             arrays[f"W{l + 1}"] = np.ascontiguousarray(self.weights[l], dtype=self.dtype)
             arrays[f"b{l + 1}"] = np.ascontiguousarray(self.biases[l], dtype=self.dtype)
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = _temporary_file(directory)
+        try:
+            fd, tmp = _temporary_file(directory)
+        except OSError as e:      # name the file asked for, not the temporary one
+            raise type(e)(e.errno, f"cannot save the network to {path!r}: {e.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)

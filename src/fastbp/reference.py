@@ -206,7 +206,8 @@ def cost(A, Y, cost, z=None):
         if z is not None:
             log_a = z - z.max(axis=1, keepdims=True)
             log_a -= np.log(np.exp(log_a).sum(axis=1, keepdims=True))
-            c0 = -(Y * log_a)
+            with np.errstate(invalid="ignore"):     # 0 ln 0 = 0, also where log_a = -inf
+                c0 = -np.where(Y == 0, 0, Y * log_a)
         else:
             c0 = -_xlogy(Y, A)
         return float(c0.sum()) / n

@@ -202,7 +202,8 @@ class Trainer:
         validation_data : (X_val, Y_val), measured after every epoch.
         callbacks : callables ``f(epoch, history)`` run after each epoch (epoch
             counted from 0, history already holding it); training stops after
-            the epoch if any returns False.
+            the epoch if any returns False (or ``numpy.False_``). None means
+            no callbacks.
         progress : None (a bar on an interactive terminal only), True or False.
             The bar uses tqdm when installed (``pip install fastbp[progress]``).
         early_stopping : int patience or EarlyStopping; watches val_loss and
@@ -221,13 +222,20 @@ class Trainer:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, Y_val)")
-            Xv, Yv, _ = net._data(*validation_data, what="the validation X")
+            Xv, Yv, _ = net._data(*validation_data, what="the validation X",
+                                  what_y="the validation Y")
             _finite_absmax(Xv, "the validation X")
             labels = Yv.argmax(axis=1) if Yv.shape[1] > 1 else (Yv[:, 0] > 0.5).astype(np.int64)
             val = (Xv, Yv, labels)
-        if callable(callbacks):
+        if callbacks is None:
+            callbacks = ()
+        elif callable(callbacks):
             callbacks = (callbacks,)
-        callbacks = tuple(callbacks)
+        try:
+            callbacks = tuple(callbacks)
+        except TypeError:
+            raise TypeError(f"callbacks must be a callable f(epoch, history) or an iterable of "
+                            f"them; got {type(callbacks).__name__}") from None
         for f in callbacks:
             if not callable(f):
                 raise TypeError(f"callbacks must be callables f(epoch, history); got {f!r}")
@@ -250,6 +258,8 @@ class Trainer:
             ws = _core.Workspace(net._kernel, min(self.batch_size, n))
             self._x_absmax = x_absmax
             for epoch in range(epochs):
+                if min(self.batch_size, n) > ws.batch:    # raised by a callback
+                    ws = _core.Workspace(net._kernel, min(self.batch_size, n))
                 order = self._rng.permutation(n).astype(np.int64) if self.shuffle else None
                 start = time.perf_counter()
                 loss_sum = self._epoch(X, Y, order, ws, epoch, progress)
@@ -261,7 +271,7 @@ class Trainer:
                 history._record(loss_sum / n, seconds, val_loss, val_accuracy)
                 stop = False
                 for f in callbacks:
-                    if f(epoch, history) is False:
+                    if _says_stop(f(epoch, history)):
                         stop = True
                 if early_stopping is not None:
                     v = history.val_loss[-1]
@@ -338,9 +348,19 @@ def _state_kind(opt):
     return "momentum" if opt.momentum != 0 else "none"
 
 
+def _says_stop(result):
+    """A callback stops training by returning False (NumPy's False too, as from
+    ``history.val_accuracy[-1] > 0.9`` on NumPy floats); None and anything else
+    let it go on."""
+    return isinstance(result, (bool, np.bool_)) and not result
+
+
 def _check_parameters(net):
-    """ValueError if a weight or bias of `net` is NaN or infinite: training
-    from there could only diverge, and the error would blame the step."""
+    """The core's checks on the parameter lists (type, dtype, shape, layout,
+    writeable), made before anything changes; then ValueError if a weight or
+    bias is NaN or infinite: training from there could only diverge, and the
+    error would blame the step."""
+    net._kernel.check_parameters(net.weights, net.biases)
     for what, arrays in (("weights", net.weights), ("biases", net.biases)):
         for i, P in enumerate(arrays):
             if not _core.finite(P):
