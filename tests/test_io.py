@@ -132,8 +132,10 @@ def test_save_accepts_a_bytes_path(tmp_path):
 
 
 def test_save_into_a_missing_directory(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        make_net([3, 2], seed=10).save(tmp_path / "nowhere" / "net.npz")
+    target = tmp_path / "nowhere" / "net.npz"
+    with pytest.raises(FileNotFoundError, match=rf"^\[Errno \d+\] cannot save the network to "
+                                                rf"{re.escape(repr(str(target)))}: No such file"):
+        make_net([3, 2], seed=10).save(target)
     assert os.listdir(tmp_path) == []
 
 
@@ -248,6 +250,53 @@ def test_a_zip_member_that_is_not_npy(tmp_path):
             with z.open(k + ".npy", "w") as f:
                 np.lib.format.write_array(f, arrays[k])
     _assert_refused(path)
+
+
+def _write_members(path, members):
+    """An .npz whose members are (name, array) or (name, header dict, data bytes)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, *content in members:
+            with z.open(name + ".npy", "w") as f:
+                if len(content) == 1:
+                    np.lib.format.write_array(f, content[0])
+                else:
+                    np.lib.format.write_array_header_1_0(f, content[0])
+                    f.write(content[1])
+
+
+_HUGE = {"descr": "<f8", "fortran_order": False, "shape": (200_000, 200_000)}   # 320 GB
+
+
+@pytest.mark.parametrize("where", ["extra member", "as W1"])
+def test_a_member_declaring_a_huge_array_is_refused_from_its_header(where, tmp_path):
+    """The member's header is checked against the metadata before its data is read:
+    its data here is 16 bytes, and reading it as declared would need 320 GB."""
+    arrays = _good_arrays(tmp_path)
+    members = [(k, v) for k, v in arrays.items() if not (where == "as W1" and k == "W1")]
+    members.append(("Z" if where == "extra member" else "W1", _HUGE, b"\0" * 16))
+    path = tmp_path / "huge.npz"
+    _write_members(path, members)
+    message = _assert_refused(path)
+    assert message.endswith("W1 has shape (200000, 200000); expected (4, 3)" if where == "as W1"
+                            else "arrays ['W1', 'W2', 'Z', 'b1', 'b2', 'meta']; expected "
+                                 "['W1', 'W2', 'b1', 'b2', 'meta']"), message
+
+
+def test_a_meta_record_longer_than_the_bound_is_refused_from_its_header(tmp_path):
+    from fastbp._modelfile import MAX_META_CHARS
+    arrays = _good_arrays(tmp_path)
+    meta = {"descr": f"<U{MAX_META_CHARS + 1}", "fortran_order": False, "shape": ()}
+    path = tmp_path / "long.npz"
+    _write_members(path, [(k, v) for k, v in arrays.items() if k != "meta"] + [("meta", meta, b"")])
+    assert _assert_refused(path).endswith(f"'meta' is {MAX_META_CHARS + 1} characters long; "
+                                          f"expected at most {MAX_META_CHARS}")
+
+
+def test_deeply_nested_meta_json_is_refused(tmp_path):
+    arrays = _good_arrays(tmp_path)
+    path = tmp_path / "deep.npz"
+    np.savez(path, **dict(arrays, meta=np.array("[" * 100_000 + "]" * 100_000)))
+    assert "'meta' is not JSON (RecursionError" in _assert_refused(path)
 
 
 def _malformed_cases():

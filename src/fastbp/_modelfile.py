@@ -13,11 +13,42 @@ FORMAT = "fastbp-network"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # what np.load takes for an .npz archive
 
 
+#: The longest 'meta' record read (in characters): save writes about 8 per layer.
+#: The bound is checked in the member's header, before the record is read.
+MAX_META_CHARS = 1 << 24
+
+
+class _Refused(ValueError):
+    """A malformed file, already described with its name."""
+
+
 def _fail(path, why):
-    return ValueError(f"{path!s}: not a valid fastbp network file: {why}")
+    return _Refused(f"{path!s}: not a valid fastbp network file: {why}")
+
+
+def _header(zf, name):
+    """(shape, dtype) from the .npy header of zip member `name`, reading no array data."""
+    with zf.open(name) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:       # savez writes 1.0 (2.0 for huge headers); 3.0 is for utf-8 field names
+            raise ValueError(f"unsupported .npy format version {version}")
+    return shape, dtype
+
+
+def _array(zf, name):
+    with zf.open(name) as fp:
+        # allow_pickle=False: an object array raises ValueError; it is never unpickled.
+        return np.lib.format.read_array(fp, allow_pickle=False)
 
 
 def read(cls, path):
+    """Every member's header is checked against the metadata before any array
+    data is read, so a small file cannot make load decompress a large member
+    only to refuse it."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such fastbp network file: {path!r}")
@@ -32,26 +63,34 @@ def read(cls, path):
                 else "is not a zip archive")
         raise _fail(path, f"not an .npz archive (the file {what})")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            contents = {key: f[key] for key in f.files}
+        with zipfile.ZipFile(path) as zf:
+            return _read_archive(cls, path, zf)
+    except _Refused:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
-        # allow_pickle=False makes an object array raise ValueError here: refused, never unpickled.
         raise _fail(path, f"cannot read it as an .npz archive ({type(e).__name__}: {e})") from None
     except Exception as e:  # zlib.error and friends from a corrupt member
         raise _fail(path, f"corrupt archive ({type(e).__name__}: {e})") from None
 
-    for key, value in contents.items():
-        if not isinstance(value, np.ndarray):   # a zip member that is not an .npy file
-            raise _fail(path, f"member {key!r} is not a NumPy array")
-    meta = contents.get("meta")
-    if meta is None:
+
+def _read_archive(cls, path, zf):
+    members = {}
+    for name in zf.namelist():
+        if not name.endswith(".npy"):
+            raise _fail(path, f"member {name!r} is not a NumPy array")
+        members[name[:-4]] = name
+    if "meta" not in members:
         raise _fail(path, "missing the 'meta' JSON record")
-    if meta.dtype.kind != "U" or meta.ndim != 0:
-        raise _fail(path, f"'meta' must be a JSON string; got dtype {meta.dtype} shape {meta.shape}")
+    shape, dtype = _header(zf, members["meta"])
+    if dtype.kind != "U" or shape != ():
+        raise _fail(path, f"'meta' must be a JSON string; got dtype {dtype} shape {shape}")
+    if dtype.itemsize // 4 > MAX_META_CHARS:
+        raise _fail(path, f"'meta' is {dtype.itemsize // 4} characters long; expected at most "
+                          f"{MAX_META_CHARS}")
     try:
-        meta = json.loads(str(meta))
-    except ValueError as e:
-        raise _fail(path, f"'meta' is not JSON ({e})") from None
+        meta = json.loads(str(_array(zf, members["meta"])))
+    except (ValueError, RecursionError) as e:        # RecursionError: "[[[[..." nested deeply
+        raise _fail(path, f"'meta' is not JSON ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, f"'meta' does not say format={FORMAT!r}")
     version = meta.get("version")
@@ -75,18 +114,22 @@ def read(cls, path):
 
     L = len(sizes) - 1
     expected = {"meta"} | {f"W{l}" for l in range(1, L + 1)} | {f"b{l}" for l in range(1, L + 1)}
-    if set(contents) != expected:
-        raise _fail(path, f"arrays {sorted(contents)}; expected {sorted(expected)}")
-    net.weights, net.biases = [], []
+    if set(members) != expected or len(members) != len(zf.namelist()):
+        raise _fail(path, f"arrays {sorted(members)}; expected {sorted(expected)}")
+    params = []
     for l in range(1, L + 1):
-        for key, shape, out in ((f"W{l}", (sizes[l], sizes[l - 1]), net.weights),
-                                (f"b{l}", (sizes[l],), net.biases)):
-            a = contents[key]
-            if a.shape != shape:
-                raise _fail(path, f"{key} has shape {a.shape}; expected {shape}")
-            if a.dtype != net.dtype:
-                raise _fail(path, f"{key} has dtype {a.dtype}; expected {net.dtype}")
-            if not np.isfinite(a).all():
-                raise _fail(path, f"{key} contains NaN or infinity")
-            out.append(np.ascontiguousarray(a, dtype=net.dtype))
+        for key, shape in ((f"W{l}", (sizes[l], sizes[l - 1])), (f"b{l}", (sizes[l],))):
+            got_shape, got_dtype = _header(zf, members[key])
+            if got_shape != shape:
+                raise _fail(path, f"{key} has shape {got_shape}; expected {shape}")
+            if got_dtype != net.dtype:
+                raise _fail(path, f"{key} has dtype {got_dtype}; expected {net.dtype}")
+            params.append(key)
+    net.weights, net.biases = [], []
+    for key in params:
+        a = _array(zf, members[key])
+        if not np.isfinite(a).all():
+            raise _fail(path, f"{key} contains NaN or infinity")
+        (net.weights if key[0] == "W" else net.biases).append(
+            np.ascontiguousarray(a, dtype=net.dtype))
     return net
