@@ -1,7 +1,9 @@
 """fastbp's benchmark suite: fastbp against the NumPy baseline and its peers, side by side.
 
-Run it from the checkout with ``python -m benchmarks --help``. `main` is the entry
-point that ``python -m benchmarks`` (and, later, ``fastbp bench``) calls.
+It ships inside the package as ``fastbp.benchmarks`` (this directory, mapped by
+pyproject.toml), so an installed fastbp runs it too. Run it with ``fastbp bench``,
+``python -m fastbp.benchmarks``, or ``python -m benchmarks`` in a checkout; `main`
+is their entry point. Its imports are relative so that both names work.
 
 Modules:
     suite     -- command line and orchestration (``main``)
@@ -21,7 +23,7 @@ Modules:
 def main(argv=None):
     """Run the suite with command-line arguments `argv` (default: sys.argv[1:]);
     returns the process exit code."""
-    from benchmarks.suite import main as _main
+    from .suite import main as _main
     return _main(argv)
 
 

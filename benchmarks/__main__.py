@@ -1,7 +1,7 @@
 """``python -m benchmarks``: a thin wrapper around `benchmarks.suite.main`."""
 import sys
 
-from benchmarks.suite import main
+from .suite import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from benchmarks import peers, timing
-from benchmarks.workloads import ADAM, Workload, WORKLOADS
+from . import peers, timing
+from .workloads import ADAM, Workload, WORKLOADS
 
 TTA = Workload("tta", "time to 88%", "epoch", (784, 256, 128, 10), "relu", "softmax", "log_loss",
                ADAM, 128, group="time-to-acc")

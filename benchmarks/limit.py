@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from benchmarks.timing import threads as thread_ctx
+from .timing import threads as thread_ctx
 
 
 def _best_time(fn, min_time, min_reps=3):

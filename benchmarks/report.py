@@ -7,7 +7,7 @@ import textwrap
 
 import numpy as np
 
-from benchmarks.peers import NUMPY_FAMILY
+from .peers import NUMPY_FAMILY
 
 
 # --------------------------------------------------------------------------- #

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from benchmarks import timing
-from benchmarks.suite import _head, _prepare
-from benchmarks.workloads import WORKLOADS
+from . import timing
+from .suite import _head, _prepare
+from .workloads import WORKLOADS
 
 
 def run(suite):

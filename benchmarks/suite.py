@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks import machine, peers, report, timing
-from benchmarks.limit import GemmRates
-from benchmarks.workloads import DEFAULT_GROUPS, GROUPS, SLOW_GROUPS, DataSets, select
+from . import machine, peers, report, timing
+from .limit import GemmRates
+from .workloads import DEFAULT_GROUPS, GROUPS, SLOW_GROUPS, DataSets, select
 
 DTYPES = ("float32", "float64")
 
@@ -69,9 +69,11 @@ class Config:
                    repeats=repeats or 3)
 
 
-def parse_args(argv, prog="python -m benchmarks", parser_class=argparse.ArgumentParser):
+def parse_args(argv, prog=None, parser_class=argparse.ArgumentParser):
     """The suite's arguments. `fastbp bench` passes its own prog name and a
     parser class whose ``error`` raises its usage error instead of exiting."""
+    # python -m benchmarks in a checkout; python -m fastbp.benchmarks where installed
+    prog = prog or f"python -m {__package__}"
     p = parser_class(
         prog=prog,
         description="fastbp against the NumPy baseline (fastbp.reference) and its peers "
@@ -99,6 +101,7 @@ def parse_args(argv, prog="python -m benchmarks", parser_class=argparse.Argument
     if bad:
         p.error(f"unknown workload(s) {bad}; expected some of {', '.join(GROUPS)} or 'all'")
     args.groups = groups
+    args.prog = prog
     args.dtype_list = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     bad = [d for d in args.dtype_list if d not in DTYPES]
     if bad or not args.dtype_list:
@@ -225,7 +228,7 @@ class Suite:
         if load_start and load_start[0] > 0.5 * self.cores:
             self.notes.append(f"load average {load_start[0]:.2f} on {self.cores} cores at the start: "
                               "other processes were running; timings may be noisy")
-        record = {"command": "python -m benchmarks " + " ".join(args.argv),
+        record = {"command": " ".join([args.prog] + args.argv),
                   "argv": args.argv, "quick": cfg.quick, "repeats": cfg.repeats,
                   "threads": args.threads, "dtypes": args.dtype_list, "workloads": args.groups,
                   "config": cfg.__dict__.copy(),
@@ -241,7 +244,7 @@ class Suite:
                 if wl.dtypes and dtype not in wl.dtypes:
                     continue
                 self.run_workload(wl, dtype)
-        from benchmarks import accuracy, scaling
+        from . import accuracy, scaling
         if "W3" in args.groups:
             if cfg.quick:
                 self.notes.append("W3 accuracy after 1 and 5 epochs: skipped with --quick")
@@ -288,7 +291,7 @@ class Suite:
 
 
 def _head(d, rows):
-    from benchmarks.workloads import Data
+    from .workloads import Data
     return Data(d.X[:rows], d.Y[:rows], d.y[:rows], d.X_test, d.Y_test, d.y_test, d.source)
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 import fastbp
-from benchmarks import limit
+from . import limit
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,14 @@ def _mypy(tmp_path, source):
     api = pytest.importorskip("mypy.api")
     path = tmp_path / "snippet.py"
     path.write_text(textwrap.dedent(source))
-    (tmp_path / "mypy.ini").write_text("[mypy]\n")  # no project or user config
+    config = "[mypy]\n"      # no project or user config
+    src = Path(fastbp.__file__).resolve().parents[1]
+    if not {"site-packages", "dist-packages"} & set(src.parts):
+        # An editable install (pip install -e .) reaches fastbp through setuptools'
+        # import hook, as fastbp.benchmarks is mapped from outside src/; mypy reads
+        # only paths, so it is told where the sources are.
+        config += f"mypy_path = {src}\n"
+    (tmp_path / "mypy.ini").write_text(config)
     stdout, stderr, status = api.run([
         str(path), "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
         "--config-file", str(tmp_path / "mypy.ini"), "--show-error-codes",

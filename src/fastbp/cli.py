@@ -5,7 +5,7 @@
     fastbp gradcheck    backprop against finite differences, per parameter array
     fastbp explain      the three chain-rule factors of one weight's gradient
     fastbp show         each neuron's incoming weights drawn as an image
-    fastbp bench        the benchmark suite (from a source checkout)
+    fastbp bench        the benchmark suite: fastbp against NumPy and its peers
 
 A mistake on the command line (a missing file, a bad layer list, data whose
 width does not match the network, a malformed model file, an unknown name)
@@ -239,7 +239,7 @@ def build_parser():
 
     # -- bench ---------------------------------------------------------------
     p = sub.add_parser(
-        "bench", add_help=False, help="run the benchmark suite (from a source checkout)",
+        "bench", add_help=False, help="run the benchmark suite (fastbp against NumPy and its peers)",
         description="Run the benchmark suite; its arguments are passed on (fastbp bench --help).")
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(run=cmd_bench)
@@ -814,36 +814,11 @@ def cmd_show(args):
 # fastbp bench
 # --------------------------------------------------------------------------- #
 
-def _benchmark_suite():
-    """`benchmarks.suite` from the current directory's checkout, or None."""
-    try:
-        import benchmarks.suite as suite
-        return suite
-    except ModuleNotFoundError as e:
-        if e.name not in ("benchmarks", "benchmarks.suite"):
-            raise
-    # The console script's sys.path starts at its bin/ directory, not here.
-    here = os.getcwd()
-    if os.path.isfile(os.path.join(here, "benchmarks", "suite.py")) and here not in sys.path:
-        sys.path.insert(0, here)
-        sys.modules.pop("benchmarks", None)
-        try:
-            import benchmarks.suite as suite
-            return suite
-        except ModuleNotFoundError as e:
-            if e.name not in ("benchmarks", "benchmarks.suite"):
-                raise
-    return None
-
-
 def cmd_bench(args):
     try:
-        suite = _benchmark_suite()
+        from fastbp.benchmarks import suite
     except ImportError as e:
         raise UsageError(f"the benchmark suite needs {e.name or e}: pip install fastbp[bench]") from None
-    if suite is None:
-        raise UsageError("the benchmark suite is not part of the installed package: run it from a "
-                         "source checkout of fastbp (python -m benchmarks, or fastbp bench there)")
     argv = list(args.args)
     parsed = suite.parse_args(argv, prog=f"{PROG} bench", parser_class=_BenchParser)
     return int(suite.main(argv, args=parsed) or 0)
