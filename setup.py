@@ -5,10 +5,11 @@ initialisation checks off because the Python layer validates every input once.
 ``FASTBP_DEBUG=1`` builds the same code with all the checks back on (and no
 optimisation), for hunting out-of-bounds bugs under a debugger or valgrind.
 
-The core (_core_impl.pxi) is built twice when the target is x86-64 and the
-compiler GCC or Clang: ``_core_base`` for the baseline instruction set and
-``_core_avx2`` with ``-mavx2``; fastbp/_core.py picks one at import time.
-Elsewhere (other architectures, MSVC) only ``_core_base`` is built.
+The core's kernels (_core_impl.pxi) are built twice when the target is x86-64
+and the compiler GCC or Clang: ``fastbp._core`` from _core.pyx for the baseline
+instruction set, and ``fastbp._core_avx2`` with ``-mavx2``; fastbp._core
+switches to the AVX2 build at import time where the CPU runs it. Elsewhere
+(other architectures, MSVC) only ``fastbp._core`` is built.
 ``FASTBP_AVX2=0`` skips the AVX2 build.
 """
 import os
@@ -67,7 +68,7 @@ AVX2 = (sys.platform != "win32" and _targets_x86_64()
 extensions = [
     Extension("fastbp._blas", ["src/fastbp/_blas.pyx"], **common),
     Extension("fastbp._cpu", ["src/fastbp/_cpu.pyx"], **common),
-    Extension("fastbp._core_base", ["src/fastbp/_core_base.pyx"], **common),
+    Extension("fastbp._core", ["src/fastbp/_core.pyx"], **common),
 ]
 if AVX2:
     extensions.append(Extension(

@@ -17,11 +17,10 @@ import pytest
 import fastbp
 import fastbp._blas
 import fastbp._core
-import fastbp._core_base
 import fastbp._cpu
 
 PKG_DIR = Path(fastbp.__file__).resolve().parent
-BUILDS = [fastbp._core_base]
+BUILDS = [fastbp._core]      # the baseline build (its public names may be the AVX2 build's)
 if fastbp._cpu.has_avx2():      # importing it on a CPU without AVX2 would crash
     try:
         import fastbp._core_avx2
@@ -49,12 +48,11 @@ def test_installed_files_are_the_imported_ones():
     """When fastbp is installed from a wheel (not editable), the package files
     the distribution records are exactly the modules Python imported."""
     dist = importlib.metadata.distribution("fastbp")
-    recorded = {Path(str(f)).name: f for f in dist.files or ()
-                if str(f).replace("\\", "/").startswith("fastbp/")}
-    if "__init__.py" not in recorded:
+    recorded = {str(f).replace("\\", "/"): f for f in dist.files or ()}
+    if "fastbp/__init__.py" not in recorded:
         pytest.skip("editable install: the package files are not recorded in the metadata")
     for module in [fastbp, *COMPILED]:
-        name = Path(module.__file__).name
+        name = "fastbp/" + Path(module.__file__).name      # all of them sit in fastbp/
         assert name in recorded, f"{name} is not a file of the installed distribution"
         assert Path(dist.locate_file(recorded[name])).resolve() == Path(module.__file__).resolve()
 
@@ -171,10 +169,10 @@ def test_stubs_match_the_compiled_modules(tmp_path, monkeypatch):
     allow = tmp_path / "allowlist.txt"
     # Attributes Cython adds to every module.
     allow.write_text("\n".join([
-        r"fastbp\._(blas|cpu)\.__test__",
-        r"fastbp\._(blas|cpu)\.__pyx_capi__",
-        r"fastbp\._(blas|cpu)\.__reduce_cython__",
-        r"fastbp\._(blas|cpu)\.__setstate_cython__",
+        r"fastbp\._(blas|cpu|core)\.__test__",
+        r"fastbp\._(blas|cpu|core)\.__pyx_capi__",
+        r"fastbp\._(blas|cpu|core)\.__reduce_cython__",
+        r"fastbp\._(blas|cpu|core)\.__setstate_cython__",
     ]) + "\n")
     args = ["--allowlist", str(allow), "--ignore-unused-allowlist", "--concise"]
     try:  # cdef classes cannot be subclassed together (PEP 800); newer mypy checks that

@@ -1,5 +1,5 @@
-"""Type stubs for the compiled core, ``fastbp._core``: _core.py, which re-exports
-the build of _core_impl.pxi in use (``_core_base`` or ``_core_avx2``).
+"""Type stubs for the compiled core, ``fastbp._core`` (built from _core.pyx, which
+includes _core_impl.pxi; on CPUs with AVX2 its public names are ``_core_avx2``'s).
 
 Keep in step with the ``def``/``cpdef`` API of _core_impl.pxi: tests/test_packaging.py
 runs mypy's stubtest against the built module and fails when they differ.

@@ -1,3 +1,4 @@
-# The compiled core built with -mavx2 (x86-64 only; setup.py); see
-# _core_impl.pxi and _core.py, which imports it only on CPUs with AVX2.
+# The compiled core built with -mavx2 (x86-64 only; setup.py): the same
+# _core_impl.pxi as fastbp._core, whose public names become this module's on
+# CPUs with AVX2 (see _core.pyx).
 include "_core_impl.pxi"

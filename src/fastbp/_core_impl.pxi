@@ -1,11 +1,11 @@
 # The compiled core: forward pass, delta recurrence, gradient accumulation and
 # fused training steps, over float32 and float64 (cython.floating).
 #
-# This file is compiled twice, as fastbp._core_base (the architecture's
+# This file is compiled twice, as fastbp._core (_core.pyx: the architecture's
 # baseline instruction set) and, on x86-64, as fastbp._core_avx2 (the same
-# loops vectorized with 256-bit AVX2); fastbp/_core.py imports the one this CPU
-# runs. Neither build contracts a * b + c into FMA or reassociates, so both
-# compute bit-identical results.
+# loops vectorized with 256-bit AVX2); fastbp._core switches to the AVX2 build
+# at import where this CPU runs it. Neither build contracts a * b + c into FMA
+# or reassociates, so both compute bit-identical results.
 #
 # Notation (row-major, one example per row, as in reference.py):
 #   Z^l = A^(l-1) W^l^T + b^l        (n, sizes[l])

@@ -1,5 +1,5 @@
 # What the CPU (and the operating system) can run, for picking a build of the
-# compiled core in _core.py.
+# compiled core in _core.pyx.
 
 cdef extern from *:
     """
