@@ -329,6 +329,24 @@ def test_explain_saturated_sigmoid_cross_entropy(dtype, zs):
     assert e.dc_dw == pytest.approx(want, rel=10 * TOL[np.dtype(dtype)])
 
 
+@pytest.mark.parametrize("dtype, z", [(np.float64, 760.0), (np.float32, 100.0)],
+                         ids=["float64", "float32"])
+def test_explain_beyond_the_range_of_sigmoid_prime(dtype, z):
+    """sigma'(z) below the smallest subnormal (or its reciprocal beyond the largest
+    float): dC0/da is still -1/a = -1 for y = 1, and infinite (its true value,
+    e^z, overflows) for y < 1; dc_dz = a - y and dc_dw stay exact."""
+    net = fastbp.Network([1, 1], activation="sigmoid", cost="cross_entropy", dtype=dtype, seed=0)
+    net.weights[0][...] = 1.0
+    X = np.full((3, 1), z, dtype=dtype)
+    y = np.array([[1.0], [0.0], [0.5]])
+    with np.errstate(all="raise", under="ignore"):    # sigma(-z) underflows: it is that small
+        e = fastbp.explain(net, X, y, 1, 0, 0)
+    assert e.dc_da[0] == -1.0 and np.isposinf(e.dc_da[1:]).all()
+    np.testing.assert_allclose(e.dc_dz, [0.0, 1.0, 0.5], atol=1e-40)
+    assert e.dc_dw == pytest.approx(z * 1.5 / 3, rel=1e-6)      # mean of x (a - y)
+    assert e.dc_dw == pytest.approx(float(net.backprop(X, y).weights[0][0, 0]), rel=1e-6)
+
+
 def test_explain_softmax_output_layer():
     net = make_net([3, 4, 3], "tanh", "softmax", "log_loss", seed=12)
     X, Y = make_data(net, 5)

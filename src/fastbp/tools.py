@@ -165,13 +165,20 @@ def _sigmoid_cross_entropy(z, y):
     accurate, so are sigma'(z) = sigma(z) sigma(-z) and a - y, which is
     ``(1 - y) - sigma(-z)`` where z >= 0. dc_da is non-finite only where
     sigma'(z) is so small that its reciprocal overflows or it underflows to 0
-    (|z| > ~709 in float64, ~88 in float32). dc_dz is this accurate a - y, so
-    that dc_dz = da_dz * dc_da; it differs from the core's delta, computed from
-    the rounded a, by at most a rounding of a.
+    (|z| > ~709 in float64, ~88 in float32); there it is taken from
+    -y/a + (1-y)/(1-a) with a zero coefficient's term as 0, so it is still
+    finite (e.g. -1 for y = 1, a = 1) unless its true value overflows (y < 1
+    with a = 1), and then dc_dz = da_dz * dc_da no longer holds. dc_dz is this
+    accurate a - y, so that dc_dz = da_dz * dc_da; it differs from the core's
+    delta, computed from the rounded a, by at most a rounding of a.
     """
     s, s_minus = reference.sigmoid(z), reference.sigmoid(-z)
     da_dz = s * s_minus
     a_minus_y = np.where(z >= 0, (1 - y) - s_minus, s - y)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         dc_da = a_minus_y / da_dz
+        lost = ~np.isfinite(dc_da)
+        if lost.any():
+            terms = (np.where(y == 0, 0, -y / s) + np.where(y == 1, 0, (1 - y) / s_minus))
+            dc_da = np.where(lost, terms, dc_da)
     return da_dz, dc_da, a_minus_y
