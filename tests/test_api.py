@@ -542,6 +542,15 @@ def test_bad_labels_for_score(case):
     assert snapshot(net) == before
 
 
+def test_a_tensor_that_needs_grad_is_a_type_error():
+    torch = pytest.importorskip("torch")
+    net = make_net([3, 2], seed=1)
+    X = torch.ones((4, 3), requires_grad=True)
+    with pytest.raises(TypeError, match=r"^X must be a numeric array; "):
+        net.forward(X)
+    np.testing.assert_array_equal(net.forward(X.detach()), net.forward(np.ones((4, 3))))
+
+
 @pytest.mark.parametrize("kind", [np.float64, np.float32, bool])
 def test_score_refuses_1d_float_labels_for_several_outputs_as_cost_does(kind):
     """The spec: with sizes[-1] > 1, a 1-D float array is refused (ints are labels)."""

@@ -352,6 +352,12 @@ def test_gradcheck_saved_model_float32_and_random_data(tmp_path, digits_model):
     assert len(_gradcheck_rows(r.stdout)) == 4
 
 
+def test_gradcheck_of_a_model_refuses_options_that_describe_a_new_network(tmp_path, digits_model):
+    for option, value in (("--dtype", "float32"), ("--activation", "tanh"), ("--cost", "quadratic")):
+        usage_error("gradcheck", digits_model[0], option, value, cwd=tmp_path,
+                    match=rf"{option} describe a new network; .* has its own layout")
+
+
 def test_gradcheck_network_for_an_npz_file(tmp_path):
     _write_blobs(tmp_path / "blobs.npz")
     r = ok("gradcheck", "--data", "blobs.npz", "--examples", "4", "--activation", "tanh", cwd=tmp_path)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp import reference as ref
 
 from conftest import make_data, make_net, snapshot
 
@@ -133,6 +134,70 @@ def _threads_on_different_networks(reps):
 
     _run_threads(work)
     assert [snapshot(net) for net, _, _ in data] == befores
+
+
+def test_gradcheck_in_threads_leaves_the_network_alone():
+    """gradcheck nudges a private copy: gradchecks on one network in several
+    threads, beside forward calls there, all get the sequential answers."""
+    net = make_net([4, 5, 2], "tanh", "sigmoid", "cross_entropy", seed=5)
+    X, Y = make_data(net, 7, seed=5)
+    want_check = fastbp.gradcheck(net, X, Y)
+    want_forward = net.forward(X)
+    before = snapshot(net)
+
+    def work(i):
+        for _ in range(30):
+            if i % 2:
+                assert fastbp.gradcheck(net, X, Y) == want_check
+            else:
+                _assert_identical(net.forward(X), want_forward)
+
+    with _one_blas_thread():
+        _run_threads(work, n_threads=4)
+    assert snapshot(net) == before
+
+
+def test_gradcheck_during_fit_does_not_change_the_training():
+    net = make_net([6, 8, 3], "relu", "softmax", "log_loss", seed=6)
+    X, Y = make_data(net, 400, seed=6)
+    alone = net.copy()
+    fastbp.Trainer(alone, "adam", batch_size=4, seed=1).fit(X, Y, epochs=3)
+    done = threading.Event()
+
+    def check():
+        while not done.is_set():
+            fastbp.gradcheck(net, X[:5], Y[:5])
+
+    checker = threading.Thread(target=check)
+    checker.start()
+    try:
+        fastbp.Trainer(net, "adam", batch_size=4, seed=1).fit(X, Y, epochs=3)
+    finally:
+        done.set()
+        checker.join()
+    assert snapshot(net) == snapshot(alone)
+
+
+def test_training_buffers_beyond_a_c_int_are_sized_in_py_ssize_t():
+    """(2**31 - 2)**2 wraps to 4 in a C int: the buffers were sized from the
+    wrapped product (and then written out of bounds). Now the real size is
+    computed, and refused as too large before any allocation."""
+    from fastbp import _core
+    big = 2**31 - 2
+    for dtype in (np.float32, np.float64):
+        kernel = _core.Kernel((big, big), [int(_core.Activation.SIGMOID)], 0, dtype)
+        with pytest.raises(MemoryError, match=r"cannot allocate \d\.\d+e\+19 bytes of training buffers"):
+            _core.Workspace(kernel, 1)
+
+
+def test_forward_through_a_very_wide_layer_takes_few_rows_at_a_time():
+    """A layer of 200,000 units: 256-row chunks would need 800 MB of scratch;
+    the core takes 2 rows at a time and still gives the reference's answer."""
+    net = fastbp.Network([3, 200_000, 2], activation="tanh", seed=0)
+    X = np.random.default_rng(0).normal(size=(7, 3))
+    want = ref.forward(net.weights, net.biases, net.activations, X)[1][-1]
+    np.testing.assert_allclose(net.forward(X), want, rtol=1e-12)
+    assert net.cost(X, np.zeros((7, 2))) == pytest.approx(np.sum(want ** 2) / 7, rel=1e-12)
 
 
 def test_threads_with_different_data_on_one_network():

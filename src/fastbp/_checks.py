@@ -108,7 +108,7 @@ def numeric(X: object, what: str) -> np.ndarray:
     if not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RuntimeError) as e:   # RuntimeError: a tensor needing grad
             raise TypeError(f"{what} must be a numeric array; {e}") from None
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be a real numeric array (int or float); got dtype {X.dtype}")

@@ -28,6 +28,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.math cimport fabs, fabsf, exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cimport numpy as cnp
 import numpy as np
@@ -66,9 +67,15 @@ cpdef enum Optimizer:
 
 # forward/cost/predict run in chunks of rows so scratch memory stays bounded:
 # about CHUNK_ELEMENTS activations per buffer (a few MB), at least MIN_CHUNK
-# rows so each gemm is large enough to be efficient (and to use BLAS threads).
+# rows so each gemm is large enough to be efficient (and to use BLAS threads),
+# unless that would take more than MAX_CHUNK_ELEMENTS per buffer (layers of
+# more than 65,536 units): then as many rows as CHUNK_ELEMENTS holds, or one.
+_NO_SCRATCH = ("not enough memory for the compiled core's scratch buffers (they grow with the "
+              "number of examples and the width of the layers)")
+
 cdef enum:
     CHUNK_ELEMENTS = 1 << 19
+    MAX_CHUNK_ELEMENTS = 1 << 24
     MIN_CHUNK = 256
     # Training steps between checks for Ctrl-C (each check briefly takes the GIL).
     SIGNAL_EVERY = 64
@@ -572,7 +579,7 @@ cdef class Kernel:
         self.sizes = <int*>malloc((self.L + 1) * sizeof(int))
         self.act = <int*>malloc(self.L * sizeof(int))
         if self.sizes == NULL or self.act == NULL:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         self.max_width = 0
         for l in range(self.L + 1):
             if not (0 < sizes[l] < 2**31 - 1):
@@ -648,7 +655,7 @@ cdef class Kernel:
         cdef Net net
         cdef void** pp = <void**>malloc(2 * self.L * sizeof(void*))
         if pp == NULL:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         try:
             self._params(weights, biases, &net, pp, writeable)
         finally:
@@ -702,7 +709,7 @@ cdef class Kernel:
         if 2 * self.L > 128:
             pp = <void**>malloc(2 * self.L * sizeof(void*))
             if pp == NULL:
-                raise MemoryError()
+                raise MemoryError(_NO_SCRATCH)
         try:
             refs = self._params(weights, biases, &net, pp, False)
             A = self._empty(_rows(X), self.sizes[self.L], cnp.PyArray_NDIM(X) == 1)
@@ -716,7 +723,7 @@ cdef class Kernel:
             if pp != ptrs:
                 free(pp)
         if status == 1:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         if status == 2:
             raise ValueError("X contains NaN or infinity; expected finite values")
         return A
@@ -736,7 +743,7 @@ cdef class Kernel:
         if 2 * self.L > 128:
             pp = <void**>malloc(2 * self.L * sizeof(void*))
             if pp == NULL:
-                raise MemoryError()
+                raise MemoryError(_NO_SCRATCH)
         try:
             refs = self._params(weights, biases, &net, pp, False)
             if self.typenum == cnp.NPY_DOUBLE:
@@ -749,7 +756,7 @@ cdef class Kernel:
             if pp != ptrs:
                 free(pp)
         if total == -1:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         return total / n
 
     def trace(self, list weights, list biases, cnp.ndarray X):
@@ -765,7 +772,7 @@ cdef class Kernel:
         n = _rows(X)
         pp = <void**>malloc(4 * self.L * sizeof(void*))
         if pp == NULL:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         try:
             refs = self._params(weights, biases, &net, pp, False)
             zp = pp + 2 * self.L
@@ -800,7 +807,7 @@ cdef class Kernel:
             raise ValueError(f"Y has {_rows(Y)} rows; expected {n} (one per row of X)")
         pp = <void**>malloc(4 * self.L * sizeof(void*))
         if pp == NULL:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         try:
             refs = self._params(weights, biases, &net, pp, False)
             gW = [self._empty(self.sizes[l + 1], self.sizes[l], False) for l in range(self.L)]
@@ -822,7 +829,7 @@ cdef class Kernel:
         finally:
             free(pp)
         if total == -1:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         return gW, gb, gX, total / n
 
 
@@ -883,7 +890,7 @@ cdef class Kernel:
         o.l2 = l2
         pp = <void**>malloc(6 * self.L * sizeof(void*))
         if pp == NULL:
-            raise MemoryError()
+            raise MemoryError(_NO_SCRATCH)
         if not x_absmax >= 0:
             # Bound on |X| for the overflow proof of the fused SGD path; callers
             # that train repeatedly on the same X pass it in (see trainer.py).
@@ -937,7 +944,10 @@ cdef class Kernel:
 cdef inline Py_ssize_t chunk_rows(Py_ssize_t n, int max_width) noexcept nogil:
     cdef Py_ssize_t rows = CHUNK_ELEMENTS // max_width
     if rows < MIN_CHUNK:
-        rows = MIN_CHUNK
+        if <Py_ssize_t>MIN_CHUNK * max_width <= MAX_CHUNK_ELEMENTS:
+            rows = MIN_CHUNK
+        elif rows < 1:
+            rows = 1
     return n if n < rows else rows
 
 
@@ -982,7 +992,8 @@ cdef double _cost_chunked(const Net* net, Py_ssize_t n, const floating* X,
     cdef Py_ssize_t start, cn
     cdef int l, L = net.L, m = net.sizes[net.L]
     cdef double total = 0
-    cdef floating* buf = <floating*>malloc((2 * max_width + 2 * m) * rows * sizeof(floating))
+    cdef floating* buf = <floating*>malloc((2 * <Py_ssize_t>max_width + 2 * <Py_ssize_t>m) * rows
+                                           * sizeof(floating))
     cdef floating** zp = <floating**>malloc(2 * L * sizeof(floating*))
     cdef floating** ap
     if buf == NULL or zp == NULL:
@@ -1070,13 +1081,19 @@ cdef class Workspace:
         cdef Py_ssize_t item = 8 if kernel.typenum == cnp.NPY_DOUBLE else 4
         cdef Py_ssize_t total = 0, off = 0
         cdef char* base
+        cdef double need = batch * (<double>kernel.sizes[0] + 2.0 * m)
         if batch < 1:
             raise ValueError(f"batch must be >= 1; got {batch}")
         self.batch = batch
         for l in range(L):
+            need += (2.0 * batch + kernel.sizes[l] + 1) * kernel.sizes[l + 1]
+        if need * item > 0.25 * PY_SSIZE_T_MAX:      # the sums below would overflow
+            raise MemoryError(f"cannot allocate {need * item:.3g} bytes of training buffers")
+        for l in range(L):
             total += 2 * batch * kernel.sizes[l + 1]                  # activations, deltas
-            total += kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
-        total += batch * (kernel.sizes[0] + 2 * m)                    # Xb, Yb, Z^L
+            # Py_ssize_t products: sizes[l+1] * sizes[l] may exceed a C int
+            total += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
+        total += batch * (<Py_ssize_t>kernel.sizes[0] + 2 * <Py_ssize_t>m)  # Xb, Yb, Z^L
         self.mem = malloc(total * item + 64)
         self.ptrs = <void**>malloc(5 * L * sizeof(void*))
         self.bounds = <double*>malloc(8 * L * sizeof(double))
@@ -1093,7 +1110,7 @@ cdef class Workspace:
         off += batch * m
         for l in range(L):
             self.ptrs[2 * L + l] = base + off * item               # dC/dW^(l+1)
-            off += kernel.sizes[l + 1] * kernel.sizes[l]
+            off += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l]
             self.ptrs[3 * L + l] = base + off * item               # dC/db^(l+1)
             off += kernel.sizes[l + 1]
         self.Xb = base + off * item
@@ -1390,7 +1407,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                 ws.checked_steps += 1
                 ok = True
                 for l in range(L):
-                    ok = ok and update_array(o, net.sizes[l + 1] * net.sizes[l],
+                    ok = ok and update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l],
                                              <floating*>net.W[l], dW[l],
                                              s1[l] if s1 != NULL else no_state,
                                              s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
@@ -1401,7 +1418,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                 if not ok:
                     return 2
             for l in range(L):
-                update_array(o, net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
+                update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
                              s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
                              o.l2, t + 1, True)
                 update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],

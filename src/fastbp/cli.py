@@ -246,10 +246,20 @@ def build_parser():
     return parser
 
 
+_LAYOUT_OPTIONS = ("activation", "output", "cost", "dtype")
+
+
+def _layout_defaults(args):
+    args.activation = args.activation or "relu"
+    args.dtype = args.dtype or "float64"
+
+
 def _add_layout_options(p):
-    p.add_argument("--activation", default="relu",
+    # Defaults None (filled in by _layout_defaults): gradcheck tells a layout option
+    # given with a model file, which has its own layout, from one left out.
+    p.add_argument("--activation",
                    choices=("sigmoid", "relu", "tanh", "identity", "leaky_relu"),
-                   help="activation of the hidden layers")
+                   help="activation of the hidden layers (default: relu)")
     p.add_argument("--output",
                    choices=("sigmoid", "relu", "tanh", "identity", "leaky_relu", "softmax"),
                    help="activation of the output layer (default: softmax, or sigmoid for a "
@@ -257,8 +267,8 @@ def _add_layout_options(p):
     p.add_argument("--cost", choices=("quadratic", "cross_entropy", "log_loss"),
                    help="cost (default: log_loss for a softmax output, cross_entropy for sigmoid, "
                         "quadratic otherwise)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64",
-                   help="parameters and computation")
+    p.add_argument("--dtype", choices=("float32", "float64"),
+                   help="parameters and computation (default: float64)")
 
 
 def _output(args, n_outputs):
@@ -473,6 +483,8 @@ def _check_writable(path, option):
         raise FileNotFoundError(f"{option} {path!r}: directory {directory!r} does not exist")
     if os.path.isdir(path):
         raise ValueError(f"{option} {path!r} is a directory; expected a file name")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"{option} {path!r}: directory {directory!r} is not writable")
 
 
 def _need_matplotlib(option):
@@ -528,6 +540,7 @@ def cmd_train(args):
     from fastbp import Network, Trainer
     from fastbp.network import _layout
 
+    _layout_defaults(args)
     # Everything that can be refused is checked before the data are loaded.
     if args.optimizer == "adam":
         if args.momentum is not None:
@@ -674,6 +687,12 @@ def cmd_gradcheck(args):
     if args.model is not None:
         if args.layers is not None:
             raise UsageError("give either MODEL.npz or --layers, not both")
+        given = [f"--{name}" for name in _LAYOUT_OPTIONS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} describe a new network; {args.model} has its own "
+                             "layout (give the model or the options, not both)")
+    _layout_defaults(args)
+    if args.model is not None:
         net = _load_model(args.model)
         source = args.model
     else:

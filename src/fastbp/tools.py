@@ -50,10 +50,14 @@ def gradcheck_arrays(network: Network, X: ArrayLike, Y: ArrayLike,
     X, Y, _ = network._data(X, Y)
     grads = network.backprop(X, Y)
     kernel = network._kernel
+    # The nudges go to private copies: the caller's parameters are only read, so
+    # other threads may use the network meanwhile (and gradchecks run concurrently).
+    weights = [W.copy() for W in network.weights]
+    biases = [b.copy() for b in network.biases]
     errors = {}
     tiny = np.finfo(np.float64).tiny
-    for kind, params, analytic in (("weights", network.weights, grads.weights),
-                                   ("biases", network.biases, grads.biases)):
+    for kind, params, analytic in (("weights", weights, grads.weights),
+                                   ("biases", biases, grads.biases)):
         for l, (P, G) in enumerate(zip(params, analytic)):
             flat = P.reshape(-1)          # a view: P is C-contiguous
             fd = np.empty(P.size)
@@ -62,12 +66,12 @@ def gradcheck_arrays(network: Network, X: ArrayLike, Y: ArrayLike,
                 try:
                     flat[i] = old + eps
                     up = flat[i]          # the step actually taken after rounding
-                    c_plus = kernel.cost_value(network.weights, network.biases, X, Y)
+                    c_plus = kernel.cost_value(weights, biases, X, Y)
                     flat[i] = old - eps
                     down = flat[i]
-                    c_minus = kernel.cost_value(network.weights, network.biases, X, Y)
+                    c_minus = kernel.cost_value(weights, biases, X, Y)
                 finally:
-                    flat[i] = old         # bit-identical restore
+                    flat[i] = old         # bit-identical restore for the next nudges
                 fd[i] = (c_plus - c_minus) / (float(up) - float(down))
             g = np.asarray(G, dtype=np.float64).reshape(-1)
             errors[f"{kind}[{l}]"] = float(np.linalg.norm(g - fd)
@@ -83,8 +87,10 @@ def gradcheck(network: Network, X: ArrayLike, Y: ArrayLike, eps: float | None = 
     with Euclidean norms; the result is the largest over the arrays. `eps`
     defaults to 1e-6 for float64 and 1e-3 for float32 networks and must be > 0
     and large enough to change every parameter (see `gradcheck_eps`).
-    The parameters are left bit-identical. Not to be run while another thread
-    uses the same network: it nudges the parameters in place.
+    The network is left bit-identical: the nudges are made to a private copy
+    of its parameters, so other threads may use the network meanwhile (a
+    concurrent ``fit`` makes the result describe whichever parameters the
+    copy caught).
     """
     return max(gradcheck_arrays(network, X, Y, eps).values())
 
