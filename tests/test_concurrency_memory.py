@@ -190,6 +190,24 @@ def test_training_buffers_beyond_a_c_int_are_sized_in_py_ssize_t():
             _core.Workspace(kernel, 1)
 
 
+def test_more_rows_than_blas_takes_in_one_product_are_refused():
+    """BLAS takes a matrix's rows as a C int: 2**31 rows would wrap. The
+    unchunked passes refuse them, before reading X (np.empty maps no memory)."""
+    from fastbp import _core
+    net = fastbp.Network([1, 1], dtype="float32")
+    try:
+        X = np.empty((2**31, 1), dtype=np.float32)
+    except MemoryError:
+        pytest.skip("cannot reserve 8 GB of address space here")
+    message = r"^X has 2147483648 rows; at most 2147483647 in one call"
+    with pytest.raises(ValueError, match=message):
+        net._kernel.backprop(net.weights, net.biases, X, X[:1])
+    with pytest.raises(ValueError, match=message):
+        net._kernel.trace(net.weights, net.biases, X)
+    with pytest.raises(ValueError, match=r"^batch must be in \[1, 2147483647\]; got 2147483648"):
+        _core.Workspace(net._kernel, 2**31)
+
+
 def test_forward_through_a_very_wide_layer_takes_few_rows_at_a_time():
     """A layer of 200,000 units: 256-row chunks would need 800 MB of scratch;
     the core takes 2 rows at a time and still gives the reference's answer."""

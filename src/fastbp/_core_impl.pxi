@@ -74,6 +74,7 @@ _NO_SCRATCH = ("not enough memory for the compiled core's scratch buffers (they 
               "number of examples and the width of the layers)")
 
 cdef enum:
+    MAX_ROWS = 2147483647       # BLAS sizes are C ints
     CHUNK_ELEMENTS = 1 << 19
     MAX_CHUNK_ELEMENTS = 1 << 24
     MIN_CHUNK = 256
@@ -662,8 +663,10 @@ cdef class Kernel:
             free(pp)
 
     cdef _check_data(self, cnp.ndarray x, int width, str name, bint allow_1d,
-                     bint check_finite=True):
-        """x must be this kernel's dtype, C-contiguous, (n, width) or (width,)."""
+                     bint check_finite=True, bint chunked=False):
+        """x must be this kernel's dtype, C-contiguous, (n, width) or (width,);
+        unless the caller takes its rows in chunks, at most MAX_ROWS of them
+        (BLAS takes a matrix's number of rows as a C int)."""
         cdef int nd = cnp.PyArray_NDIM(x)
         if cnp.PyArray_TYPE(x) != self.typenum:
             raise TypeError(f"{name} must have the network's dtype")
@@ -675,6 +678,9 @@ cdef class Kernel:
                 raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 1)} columns; expected {width}")
             if cnp.PyArray_DIM(x, 0) < 1:
                 raise ValueError(f"{name} is empty; expected at least one row")
+            if not chunked and cnp.PyArray_DIM(x, 0) > MAX_ROWS:
+                raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 0)} rows; at most {MAX_ROWS} "
+                                 f"in one call (BLAS takes sizes as C ints): split the data")
         elif nd == 1 and allow_1d:
             if cnp.PyArray_DIM(x, 0) != width:
                 raise ValueError(f"{name} has {cnp.PyArray_DIM(x, 0)} values; expected {width}")
@@ -705,7 +711,7 @@ cdef class Kernel:
         cdef Net net
         cdef void* ptrs[128]
         cdef void** pp = ptrs
-        self._check_data(X, self.sizes[0], "X", True, False)   # NaN/inf: per chunk below
+        self._check_data(X, self.sizes[0], "X", True, False, True)   # NaN/inf: per chunk below
         if 2 * self.L > 128:
             pp = <void**>malloc(2 * self.L * sizeof(void*))
             if pp == NULL:
@@ -735,8 +741,8 @@ cdef class Kernel:
         cdef void** pp = ptrs
         cdef double total
         cdef Py_ssize_t n
-        self._check_data(X, self.sizes[0], "X", False)
-        self._check_data(Y, self.sizes[self.L], "Y", False)
+        self._check_data(X, self.sizes[0], "X", False, True, True)
+        self._check_data(Y, self.sizes[self.L], "Y", False, True, True)
         n = _rows(X)
         if _rows(Y) != n:
             raise ValueError(f"Y has {_rows(Y)} rows; expected {n} (one per row of X)")
@@ -858,8 +864,9 @@ cdef class Kernel:
         cdef Py_ssize_t n, i, n_order
         cdef int status, l
         cdef cnp.ndarray ordered
-        self._check_data(X, self.sizes[0], "X", False, False)
-        self._check_data(Y, self.sizes[self.L], "Y", False, False)
+        # chunked: each product takes one batch, and a Workspace holds at most MAX_ROWS
+        self._check_data(X, self.sizes[0], "X", False, False, True)
+        self._check_data(Y, self.sizes[self.L], "Y", False, False, True)
         n = _rows(X)
         if _rows(Y) != n:
             raise ValueError(f"Y has {_rows(Y)} rows; expected {n}")
@@ -1082,8 +1089,8 @@ cdef class Workspace:
         cdef Py_ssize_t total = 0, off = 0
         cdef char* base
         cdef double need = batch * (<double>kernel.sizes[0] + 2.0 * m)
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1; got {batch}")
+        if batch < 1 or batch > MAX_ROWS:
+            raise ValueError(f"batch must be in [1, {MAX_ROWS}]; got {batch}")
         self.batch = batch
         for l in range(L):
             need += (2.0 * batch + kernel.sizes[l] + 1) * kernel.sizes[l + 1]

@@ -254,8 +254,8 @@ class Trainer:
         best = None                     # (val_loss, weights, biases) of the best epoch
         wait = 0
         with self._training():
-            self.history = history = History()   # only once this fit holds the network
             ws = _core.Workspace(net._kernel, min(self.batch_size, n))
+            self.history = history = History()   # only once this fit holds the network
             self._x_absmax = x_absmax
             for epoch in range(epochs):
                 if min(self.batch_size, n) > ws.batch:    # raised by a callback
