@@ -557,7 +557,7 @@ def test_score_refuses_1d_float_labels_for_several_outputs_as_cost_does(kind):
     net, X, y = _problem()
     labels = (y > 0) if kind is bool else y.astype(kind)
     for op in (net.score, net.cost):
-        with pytest.raises(ValueError, match=r"1-D .*ambiguous.*integer class labels"):
+        with pytest.raises(ValueError, match=r"dtype .*ambiguous.*integer class labels"):
             op(X, labels)
     assert net.score(X, y.astype(np.int32)) == net.score(X, y)
 

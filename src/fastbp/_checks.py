@@ -228,7 +228,7 @@ def labels(y, n, n_outputs):
     if n_outputs > 1 and y.dtype.kind not in "iu":
         # The rule `targets` applies to a 1-D Y, so score takes the labels cost takes.
         raise ValueError(
-            f"1-D labels of dtype {y.dtype} are ambiguous for {n_outputs} outputs; expected "
+            f"labels of dtype {y.dtype} are ambiguous for {n_outputs} outputs; expected "
             f"integer class labels in [0, {n_outputs}) or one-hot rows of shape ({n}, {n_outputs})")
     if y.dtype.kind == "f":
         if not np.array_equal(y, np.round(y)):

@@ -580,7 +580,7 @@ cdef class Kernel:
         self.sizes = <int*>malloc((self.L + 1) * sizeof(int))
         self.act = <int*>malloc(self.L * sizeof(int))
         if self.sizes == NULL or self.act == NULL:
-            raise MemoryError(_NO_SCRATCH)
+            raise MemoryError("out of memory for the network's layout")
         self.max_width = 0
         for l in range(self.L + 1):
             if not (0 < sizes[l] < 2**31 - 1):
@@ -656,7 +656,7 @@ cdef class Kernel:
         cdef Net net
         cdef void** pp = <void**>malloc(2 * self.L * sizeof(void*))
         if pp == NULL:
-            raise MemoryError(_NO_SCRATCH)
+            raise MemoryError("out of memory for the parameter pointers")
         try:
             self._params(weights, biases, &net, pp, writeable)
         finally:

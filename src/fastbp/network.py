@@ -254,7 +254,8 @@ class Network:
         directory is written, flushed and renamed over `path`. A symbolic
         link is written through (its target is replaced, the link kept), as
         ``open(path, "wb")`` would."""
-        path = os.path.realpath(os.fsdecode(os.fspath(path)))
+        given = os.fsdecode(os.fspath(path))
+        path = os.path.realpath(given)
         if os.path.isdir(path):
             raise IsADirectoryError(f"cannot save the network to {path!r}: it is a directory")
         _checks.parameters(self.weights, self.biases, self._sizes, self.dtype)  # never write what load refuses
@@ -266,7 +267,7 @@ class Network:
         try:
             fd, tmp = _temporary_file(directory)
         except OSError as e:      # name the file asked for, not the temporary one
-            raise type(e)(e.errno, f"cannot save the network to {path!r}: {e.strerror}") from None
+            raise type(e)(e.errno, f"cannot save the network to {given!r}: {e.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)

@@ -48,16 +48,18 @@ def gradcheck_arrays(network: Network, X: ArrayLike, Y: ArrayLike,
     """
     eps = gradcheck_eps(network, eps)
     X, Y, _ = network._data(X, Y)
-    grads = network.backprop(X, Y)
     kernel = network._kernel
-    # The nudges go to private copies: the caller's parameters are only read, so
-    # other threads may use the network meanwhile (and gradchecks run concurrently).
+    # Backprop and the nudges both work on private copies, taken first: the
+    # caller's parameters are only read, once, so other threads may use the
+    # network meanwhile (and gradchecks run concurrently).
+    kernel.check_parameters(network.weights, network.biases, False)   # copy() would not
     weights = [W.copy() for W in network.weights]
     biases = [b.copy() for b in network.biases]
+    grad_weights, grad_biases, _, _ = kernel.backprop(weights, biases, X, Y)
     errors = {}
     tiny = np.finfo(np.float64).tiny
-    for kind, params, analytic in (("weights", weights, grads.weights),
-                                   ("biases", biases, grads.biases)):
+    for kind, params, analytic in (("weights", weights, grad_weights),
+                                   ("biases", biases, grad_biases)):
         for l, (P, G) in enumerate(zip(params, analytic)):
             flat = P.reshape(-1)          # a view: P is C-contiguous
             fd = np.empty(P.size)
