@@ -202,6 +202,88 @@ def test_unprovable_steps_take_the_checked_path(optimizer):
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS + [
+    ("adam-beta1-0.3", fastbp.Adam(lr=0.01, beta1=0.3), None)], ids=OPT_IDS + ["adam-beta1-0.3"])
+def test_proven_and_checked_updates_are_bit_identical(opt_id, optimizer, spec, l2, dtype):
+    """The one-pass update (proven finite by the running bounds) and the checked
+    two-pass update compute the same rule, bit for bit; an infinite bound on |X|
+    proves nothing, so every step takes the checked path."""
+    results = []
+    for x_absmax in (None, np.inf):
+        net = make_net(LAYOUTS[1], dtype)
+        X, Y = make_data(net, 40)
+        tr = fastbp.Trainer(net, optimizer, batch_size=8, l2=l2, shuffle=False)
+        ws = _core.Workspace(net._kernel, 8)
+        tr._x_absmax = _core.absmax_of(X) if x_absmax is None else x_absmax
+        assert tr._run(X, Y, None, 0, 40, 8, ws) == 0
+        assert ws.checked_steps == (0 if x_absmax is None else 5)
+        results.append((snapshot(net), opt_state(tr)))
+    assert results[0] == results[1]
+
+
+def test_float32_adam_uses_torchs_coefficients():
+    """torch rounds 1 - beta1 and 1 - beta2 from double (0.1f, 0.001f), not
+    1 - 0.9f = 0.10000002 in float32: after one step m = 0.1f g, v = 0.001f g g."""
+    net = fastbp.Network([1, 1], activation="identity", dtype="float32", seed=0)
+    X, Y = np.array([[1.5]], np.float32), np.array([[-2.0]], np.float32)
+    g = net.backprop(X, Y).weights[0][0, 0]
+    tr = fastbp.Trainer(net, fastbp.Adam(lr=1e-3), shuffle=False)
+    tr.step(X, Y)
+    m, v = tr._state1[0][0, 0], tr._state2[0][0, 0]
+    assert m == np.float32(0.1) * g and m != (np.float32(1) - np.float32(0.9)) * g
+    assert v == np.float32(0.001) * g * g
+
+
+def test_a_workspace_works_only_with_the_kernel_it_was_sized_for():
+    small = make_net(sizes=(5, 7, 6, 3))
+    big = make_net(sizes=(5, 700, 6, 3))
+    X, Y = make_data(big, 8)
+    tr = fastbp.Trainer(big, batch_size=8, shuffle=False)
+    tr._x_absmax = _core.absmax_of(X)
+    with pytest.raises(ValueError, match="workspace was made for another network"):
+        tr._run(X, Y, None, 0, 8, 8, _core.Workspace(small._kernel, 8))
+
+
+def test_replacing_the_trainers_network_from_a_callback_is_an_error_not_a_crash():
+    net = make_net()
+    X, Y = make_data(net, 16)
+    tr = fastbp.Trainer(net, batch_size=4)
+    other = make_net(sizes=(5, 700, 6, 3))
+    with pytest.raises(ValueError, match="workspace was made for another network"):
+        tr.fit(X, Y, epochs=3, callbacks=lambda e, h: setattr(tr, "network", other))
+
+
+def test_x_edited_by_a_callback_is_bounded_again_before_the_next_epoch(dtype):
+    """The overflow proof of the fused SGD update needs a true bound on |X|: a
+    callback that makes X huge must still end in FloatingPointError with the
+    last finite parameters, and one that puts NaN in X in a ValueError."""
+    net = fastbp.Network([1, 1], activation="identity", dtype=dtype, seed=0)
+    net.weights[0][...] = 1e-12
+    X = np.ones((4, 1), dtype=dtype)
+    Y = np.zeros((4, 1), dtype=dtype)
+    big = 1e160 if np.dtype(dtype) == np.float64 else 1e20
+
+    def grow(epoch, history):
+        X[...] = big
+
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=1.0), batch_size=4, shuffle=False)
+    with pytest.raises(FloatingPointError):
+        tr.fit(X, Y, epochs=3, callbacks=grow)
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    X[...] = 1
+    net.weights[0][...] = 1e-12
+    net.biases[0][...] = 0
+
+    def poison(epoch, history):
+        X[0, 0] = np.nan
+
+    with pytest.raises(ValueError, match=r"X \(as the callbacks left it\) contains NaN"):
+        tr.fit(X, Y, epochs=3, callbacks=poison)
+    assert len(tr.history.loss) == 1
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
 def test_fit_shuffled_equals_reference_with_documented_permutation(opt_id, optimizer, spec, dtype):

@@ -117,6 +117,9 @@ class Workspace:
     @property
     def batch(self) -> int: ...
     @property
+    def kernel(self) -> Kernel:
+        """The kernel whose layout the buffers were sized for (Kernel.train checks it)."""
+    @property
     def steps_done(self) -> int: ...
     @property
     def checked_steps(self) -> int: ...

@@ -500,15 +500,20 @@ cdef int sgd_momentum(Py_ssize_t size, floating* p, const floating* g, floating*
 
 
 cdef int adam(Py_ssize_t size, floating* p, const floating* g, floating* m1, floating* m2,
-              floating step_size, floating bc2_sqrt, floating b1, floating b2, floating eps,
-              floating wd, bint write) noexcept nogil:
+              floating step_size, floating bc2_sqrt, floating w1, floating b2, floating w2,
+              floating eps, floating wd, bint write) noexcept nogil:
+    """PyTorch's Adam step; w1 = 1 - beta1 and w2 = 1 - beta2 come rounded from
+    double, as torch's Python-float weights do."""
     cdef Py_ssize_t i
     cdef uint64_t acc = 0
     cdef floating gi, m, v
+    cdef bint small = w1 < <floating>0.5
+    cdef floating rest = <floating>1 - w1
     for i in range(size):
         gi = g[i] + wd * p[i]
-        m = m1[i] + (<floating>1 - b1) * (gi - m1[i])        # torch: exp_avg.lerp_(grad, 1 - beta1)
-        v = b2 * m2[i] + (<floating>1 - b2) * gi * gi
+        # torch: exp_avg.lerp_(grad, w1), whose kernel picks the formula by the weight
+        m = m1[i] + w1 * (gi - m1[i]) if small else gi - (gi - m1[i]) * rest
+        v = b2 * m2[i] + w2 * gi * gi                         # torch: mul_(beta2).addcmul_(g, g, w2)
         if write:
             m1[i] = m
             m2[i] = v
@@ -527,8 +532,9 @@ cdef bint update_array(const OptConf* o, Py_ssize_t size, floating* p,
     cdef int bad
     if o.kind == ADAM:
         bad = adam(size, p, g, s1, s2, <floating>(o.lr / (1 - pow(o.beta1, <double>t))),
-                   <floating>sqrt(1 - pow(o.beta2, <double>t)), <floating>o.beta1,
-                   <floating>o.beta2, <floating>o.eps, <floating>l2, write)
+                   <floating>sqrt(1 - pow(o.beta2, <double>t)), <floating>(1 - o.beta1),
+                   <floating>o.beta2, <floating>(1 - o.beta2), <floating>o.eps, <floating>l2,
+                   write)
     elif o.momentum != 0:
         bad = sgd_momentum(size, p, g, s1, <floating>o.lr, <floating>o.momentum,
                            <floating>l2, o.nesterov, write)
@@ -870,6 +876,9 @@ cdef class Kernel:
         n = _rows(X)
         if _rows(Y) != n:
             raise ValueError(f"Y has {_rows(Y)} rows; expected {n}")
+        if ws.kernel is not self:
+            raise ValueError("the workspace was made for another network's kernel; expected "
+                             "Workspace(this kernel, batch)")
         if batch < 1 or batch > ws.batch:
             raise ValueError(f"batch must be in [1, {ws.batch}]; got {batch}")
         if kind != SGD and kind != ADAM:
@@ -1075,6 +1084,7 @@ cdef class Workspace:
     """
     cdef void* mem
     cdef readonly Py_ssize_t batch
+    cdef readonly Kernel kernel     # the layout the buffers were sized for
     cdef void** ptrs        # A[L], Z[L], dW[L], db[L], D[L] (per-layer deltas)
     cdef double* bounds     # running upper bounds, see _train_steps (8 L)
     cdef void* Xb
@@ -1092,6 +1102,7 @@ cdef class Workspace:
         if batch < 1 or batch > MAX_ROWS:
             raise ValueError(f"batch must be in [1, {MAX_ROWS}]; got {batch}")
         self.batch = batch
+        self.kernel = kernel
         for l in range(L):
             need += (2.0 * batch + kernel.sizes[l] + 1) * kernel.sizes[l + 1]
         if need * item > 0.25 * PY_SSIZE_T_MAX:      # the sums below would overflow
@@ -1233,6 +1244,8 @@ cdef void exact_bounds(const Net* net, double* bounds, floating** s1, floating**
         size = <Py_ssize_t>net.sizes[l + 1] * net.sizes[l]
         bounds[B_PARAM * L + l] = absmax(<floating*>net.W[l], size)
         bounds[B_PARAM * L + L + l] = absmax(<floating*>net.b[l], net.sizes[l + 1])
+        bounds[B_S1 * L + l] = bounds[B_S1 * L + L + l] = 0     # no state: plain SGD
+        bounds[B_S2 * L + l] = bounds[B_S2 * L + L + l] = 0
         if s1 != NULL:
             bounds[B_S1 * L + l] = absmax(s1[l], size)
             bounds[B_S1 * L + L + l] = absmax(s1[L + l], net.sizes[l + 1])
@@ -1275,9 +1288,13 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
         g = (bounds[B_GRAD * L + k] + wd * p) * ROUNDING
         m = bounds[B_S1 * L + k]
         if o.kind == ADAM:
-            # m + (1 - b1)(g - m) = b1 m + (1 - b1) g, through |g - m| <= g + m.
+            # m + w1 (g - m) = b1 m + w1 g, through |g - m| <= g + m; for w1 >= 1/2
+            # (torch's other lerp formula) g - (g - m)(1 - w1), bounded term by term.
             ok = ok and g + m < limit
-            m = (o.beta1 * m + (1 - o.beta1) * g) * ROUNDING
+            if 1 - o.beta1 < 0.5:
+                m = (o.beta1 * m + (1 - o.beta1) * g) * ROUNDING
+            else:
+                m = (g + (g + m) * o.beta1) * ROUNDING
             v = (o.beta2 * bounds[B_S2 * L + k] + (1 - o.beta2) * g * g) * ROUNDING
             step = step_size * (m / eps) * ROUNDING   # |m / (sqrt(v) / bc2 + eps)| <= m / eps
             ok = ok and g < limit and m < limit and v < limit and step < limit
@@ -1333,8 +1350,10 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     # The proofs work in double; they also need every hyperparameter to be
     # finite in the network's dtype (a float32 network with lr > 3.4e38
     # takes the checked path, which reports the non-finite update).
-    cdef bint plain_sgd = (o.kind == SGD and o.momentum == 0 and _finite(<floating>o.lr)
-                           and _finite(<floating>(1 - o.lr * o.l2)))
+    # (Without l2 only: (1 - lr l2) W - lr g, the fused form, rounds differently
+    # from PyTorch's W - lr (g + l2 W), which the one-pass update computes.)
+    cdef bint plain_sgd = (o.kind == SGD and o.momentum == 0 and o.l2 == 0
+                           and _finite(<floating>o.lr))
     cdef bint tracked = (not plain_sgd and _finite(<floating>o.lr) and _finite(<floating>o.l2)
                          and (o.kind == SGD and _finite(<floating>o.momentum)
                               or o.kind == ADAM and <floating>o.eps > 0))

@@ -273,6 +273,10 @@ class Trainer:
                 for f in callbacks:
                     if _says_stop(f(epoch, history)):
                         stop = True
+                if callbacks and not stop and epoch + 1 < epochs:
+                    # A callback may have edited X in place: the core's overflow
+                    # proof needs a true bound on |X| (and X must still be finite).
+                    self._x_absmax = _finite_absmax(X, "X (as the callbacks left it)")
                 if early_stopping is not None:
                     v = history.val_loss[-1]
                     if best is None or v < best[0] - early_stopping.min_delta:
