@@ -13,10 +13,10 @@ import numpy as np
 
 from fastbp import _core
 
-# Names -> codes understood by the compiled core (_core.Activation / _core.Cost).
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5}
+# Names -> codes understood by the compiled core, from its own enums.
+ACTIVATIONS = {a.name.lower(): int(a) for a in _core.Activation}
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity", "leaky_relu")
-COSTS = {"quadratic": 0, "cross_entropy": 1, "log_loss": 2}
+COSTS = {c.name.lower(): int(c) for c in _core.Cost}
 # cost -> the output activation it requires (None: any).
 COST_REQUIRES = {"quadratic": None, "cross_entropy": "sigmoid", "log_loss": "softmax"}
 

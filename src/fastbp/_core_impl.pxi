@@ -357,6 +357,14 @@ cdef void run_forward(const Net* net, Py_ssize_t n, const floating* X,
         a_in = Ap[l]
 
 
+cdef void column_sums(Py_ssize_t n, int m, const floating* D, floating* out) noexcept nogil:
+    cdef Py_ssize_t i, j
+    memcpy(out, D, m * sizeof(floating))
+    for i in range(1, n):
+        for j in range(m):
+            out[j] = out[j] + D[i * m + j]
+
+
 cdef void run_backward(const Net* net, Py_ssize_t n, const floating* X,
                        floating** Ap, floating* D, floating* D_prev,
                        floating** dW, floating** db, floating* dX) noexcept nogil:
@@ -367,10 +375,8 @@ cdef void run_backward(const Net* net, Py_ssize_t n, const floating* X,
     the output delta on entry and is overwritten.
     """
     cdef int l, n_in, n_out
-    cdef Py_ssize_t i, j
     cdef const floating* a_prev
     cdef floating* tmp
-    cdef floating* g
     for l in range(net.L - 1, -1, -1):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
@@ -378,12 +384,7 @@ cdef void run_backward(const Net* net, Py_ssize_t n, const floating* X,
         # dW^l = D^T A^(l-1)   (n_out, n_in)
         gemm(Trans, NoTrans, n_out, n_in, <int>n, <floating>1, D, n_out, a_prev, n_in,
              <floating>0, dW[l], n_in)
-        # db^l = column sums of D
-        g = db[l]
-        memcpy(g, D, n_out * sizeof(floating))
-        for i in range(1, n):
-            for j in range(n_out):
-                g[j] = g[j] + D[i * n_out + j]
+        column_sums(n, n_out, D, db[l])         # db^l
         if l > 0:
             # D^(l-1) = (D W^l) * sigma'(Z^(l-1))
             gemm(NoTrans, NoTrans, <int>n, n_in, n_out, <floating>1, D, n_out,
@@ -458,9 +459,11 @@ def finite(cnp.ndarray x):
 
 
 # ---------------------------------------------------------------------------
-# Optimizer updates (PyTorch's rules). Two passes: the first only checks that
-# every new parameter and state value would be finite, so a diverging step
-# leaves parameters and state exactly as they were.
+# Optimizer updates (PyTorch's rules). Each runs in one of two modes: write=True
+# updates in place; write=False only checks that every new parameter and state
+# value would be finite. A step whose update the running bounds of _train_steps
+# prove finite writes in one pass; any other step checks first, then writes, so
+# a diverging step leaves parameters and state exactly as they were.
 
 cdef struct OptConf:
     int kind
@@ -525,7 +528,7 @@ cdef int adam(Py_ssize_t size, floating* p, const floating* g, floating* m1, flo
 
 cdef bint update_array(const OptConf* o, Py_ssize_t size, floating* p,
                        const floating* g, floating* s1, floating* s2,
-                       double l2, long t, bint write) noexcept nogil:
+                       double l2, long long t, bint write) noexcept nogil:
     """Update one parameter array in place (if write), or only check that the
     update would be finite (if not). SGD: s1 = momentum buffer. Adam: s1, s2 =
     first and second moments; t is the step number counted from 1."""
@@ -850,7 +853,7 @@ cdef class Kernel:
     def train(self, list weights, list biases, cnp.ndarray X, cnp.ndarray Y, order,
               Py_ssize_t first, Py_ssize_t last, Py_ssize_t batch, int kind, double lr,
               double momentum, bint nesterov, double beta1, double beta2, double eps,
-              double l2, list state1, list state2, long t, Workspace ws,
+              double l2, list state1, list state2, long long t, Workspace ws,
               double x_absmax=-1):
         """Run mini-batch steps over positions [first, last) of `order` (int64
         row indices, or None for the rows in order), updating the parameters
@@ -1041,10 +1044,10 @@ cdef double _backprop(const Net* net, Py_ssize_t n, const floating* X, const flo
     cdef int l, L = net.L, m = net.sizes[net.L]
     cdef Py_ssize_t total_width = 0, off = 0
     cdef double total
-    cdef int dwidth = max_width
     for l in range(1, L + 1):
         total_width += net.sizes[l]
-    cdef floating* buf = <floating*>malloc((total_width + m + 2 * dwidth) * n * sizeof(floating))
+    cdef floating* buf = <floating*>malloc((total_width + m + 2 * <Py_ssize_t>max_width) * n
+                                           * sizeof(floating))
     cdef floating** ap = <floating**>malloc(2 * L * sizeof(floating*))
     cdef floating** zp
     cdef floating* D
@@ -1064,7 +1067,7 @@ cdef double _backprop(const Net* net, Py_ssize_t n, const floating* X, const flo
         run_forward(net, n, X, zp, ap)
         total = cost_and_delta(net.act[L - 1], net.cost, n, m, zp[L - 1], ap[L - 1], Y,
                                D, <floating>(1.0 / n))
-        run_backward(net, n, X, ap, D, D + n * dwidth, dW, db, dX)
+        run_backward(net, n, X, ap, D, D + n * max_width, dW, db, dX)
     free(buf)
     free(ap)
     return total
@@ -1220,14 +1223,6 @@ cdef void layer_deltas(const Net* net, Py_ssize_t n, floating** Ap, floating** D
         times_derivative(net.act[l - 1], n * net.sizes[l], Ap[l - 1], Ds[l - 1])
 
 
-cdef void column_sums(Py_ssize_t n, int m, const floating* D, floating* out) noexcept nogil:
-    cdef Py_ssize_t i, j
-    memcpy(out, D, m * sizeof(floating))
-    for i in range(1, n):
-        for j in range(m):
-            out[j] = out[j] + D[i * m + j]
-
-
 # Running upper bounds for the overflow proofs of _train_steps, 2 L slots per
 # group: slot l is W^(l+1), slot L + l is b^(l+1).
 cdef enum:
@@ -1315,7 +1310,7 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const floating* Y,
                       const long long* order, Py_ssize_t n_rows, Py_ssize_t first,
                       Py_ssize_t last, Py_ssize_t batch, const OptConf* o,
-                      floating** s1, floating** s2, long t, double x_absmax) except -1 nogil:
+                      floating** s1, floating** s2, long long t, double x_absmax) except -1 nogil:
     """Mini-batch steps over positions [first, last) of `order` (or of the rows
     when order is NULL). Returns 0, or 1 if a cost was not finite, 2 if an
     update would not be finite (parameters and state then as before that step).

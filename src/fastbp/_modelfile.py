@@ -7,9 +7,8 @@ import zipfile
 
 import numpy as np
 
-from fastbp.network import FORMAT_VERSION, _layout  # network imports this module lazily
+from fastbp.network import FORMAT, FORMAT_VERSION, _layout  # network imports this module lazily
 
-FORMAT = "fastbp-network"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # what np.load takes for an .npz archive
 
 
