@@ -95,6 +95,12 @@ def parse_args(argv, prog=None, parser_class=argparse.ArgumentParser):
     p.add_argument("--no-plot", action="store_true", help="skip the PNG charts")
     args = p.parse_args(argv)
     groups = [g.strip() for g in args.workloads.split(",") if g.strip()]
+    if not groups:
+        p.error(f"--workloads must name some of {', '.join(GROUPS)} or 'all'; got {args.workloads!r}")
+    if not args.out.strip():
+        p.error("--out needs a directory name; got an empty one")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        p.error(f"--out {args.out!r} exists and is not a directory")
     if groups == ["all"]:
         groups = list(GROUPS)
     bad = [g for g in groups if g not in GROUPS]

@@ -542,6 +542,11 @@ def test_bad_labels_for_score(case):
     assert snapshot(net) == before
 
 
+def test_dtype_none_is_refused_not_read_as_float64():
+    with pytest.raises(TypeError, match=r"dtype must be 'float32' or 'float64'.*got None"):
+        fastbp.Network([3, 2], dtype=None)
+
+
 def test_a_tensor_that_needs_grad_is_a_type_error():
     torch = pytest.importorskip("torch")
     net = make_net([3, 2], seed=1)

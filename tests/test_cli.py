@@ -456,6 +456,16 @@ def test_show(tmp_path, digits_model):
 # bench
 # --------------------------------------------------------------------------- #
 
+def test_bench_checks_its_arguments_before_running(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    for args, match in ((["--out", "taken"], r"--out 'taken' exists and is not a directory"),
+                        (["--out", ""], r"--out needs a directory name"),
+                        (["--workloads", ""], r"--workloads must name some of")):
+        line = usage_error("bench", "--quick", *args, cwd=tmp_path, match=match)
+        assert "see 'fastbp bench --help'" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
 def test_bench_runs_from_the_installed_package_anywhere(tmp_path):
     """The suite ships as fastbp.benchmarks: no checkout needed (cwd is empty)."""
     r = ok("bench", "--help", cwd=tmp_path)
@@ -480,6 +490,20 @@ def test_bench_quick_runs_and_records_its_own_command(tmp_path):
 # --------------------------------------------------------------------------- #
 # errors: one line, status 2, no traceback
 # --------------------------------------------------------------------------- #
+
+def test_empty_save_and_plot_names_are_usage_errors(tmp_path):
+    for option in ("--save", "--plot"):
+        usage_error("train", option, "", cwd=tmp_path, match=rf"{option} needs a file name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_is_one_line_not_a_traceback(tmp_path):
+    r = fastbp_cli("train", "--layers", "64,2000000000,10", "--epochs", "1", cwd=tmp_path)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error: out of memory"), r.stderr
+
 
 def test_divergence_exits_1_with_one_line(tmp_path):
     r = fastbp_cli("train", "--activation", "identity", "--output", "identity", "--cost", "quadratic",

@@ -83,6 +83,27 @@ def test_history_of_the_wrong_kind_is_a_type_error(h):
         plot.history(h)
 
 
+def test_history_lists_of_different_lengths_or_kinds_are_refused():
+    _matplotlib()
+    with pytest.raises(ValueError, match=r"one value per epoch each; got 3 loss, 1 val_loss and 2 "):
+        plot.history({"loss": [1, 2, 3], "val_loss": [1], "val_accuracy": [0.5, 0.6]})
+    with pytest.raises(TypeError, match=r"h's 'loss' must be a list of numbers"):
+        plot.history({"loss": 1.0})
+
+
+def test_a_path_is_written_exactly_and_a_directory_or_empty_path_is_refused(tmp_path, trained):
+    _matplotlib()
+    net, history = trained
+    for draw in (lambda path: plot.history(history, path), lambda path: plot.weights(net, path)):
+        for bad, words in ((tmp_path, "is a directory"), ("", "empty")):
+            with pytest.raises(ValueError, match=words):
+                draw(bad)
+        draw(tmp_path / "curves")                  # no suffix: PNG, under exactly that name
+        assert_png(tmp_path / "curves")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["curves"]
+        (tmp_path / "curves").unlink()
+
+
 # --------------------------------------------------------------------------- #
 # weights
 # --------------------------------------------------------------------------- #

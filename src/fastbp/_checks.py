@@ -55,7 +55,11 @@ def real(value, what, minimum=None, maximum=None, min_open=False, max_open=False
 
 
 def float_dtype(dtype):
-    """numpy.dtype float32 or float64 from a string, dtype or type."""
+    """numpy.dtype float32 or float64 from a string, dtype or type (not None,
+    which NumPy reads as float64 whatever the default of the call)."""
+    if dtype is None:
+        raise TypeError("dtype must be 'float32' or 'float64' (a string, numpy dtype or type); "
+                        "got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:

@@ -555,6 +555,9 @@ def cmd_train(args):
     output = _output(args, args.layers[-1]) if args.layers is not None else args.output
     if output is not None:                  # refuses bad pairs now
         _layout([1, 1], args.activation, output, _cost(args, output), args.dtype)
+    for option, value in (("--save", args.save), ("--plot", args.plot)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} needs a file name; got an empty one")
     if args.save:
         _check_writable(args.save, "--save")
     if args.plot:
@@ -909,5 +912,9 @@ def main(argv=None):
         if isinstance(e, OSError) and e.filename is not None and e.strerror:
             return _error(f"{e.filename}: {e.strerror}")
         return _error(e)
+    except MemoryError as e:        # e.g. a layer of 2e9 units: a result, not a traceback
+        if debug:
+            raise
+        return _error(f"out of memory: {e}" if str(e) else "out of memory", EXIT_FAIL)
     except KeyboardInterrupt:
         return _error("interrupted", 130)

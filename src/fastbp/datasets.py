@@ -604,7 +604,10 @@ def train_test_split(X, y, test_size=0.25, seed=None, stratify=False):
         If True, ``y`` must be 1-D class labels and each class is split in the
         same proportion (up to rounding), so both sets keep the class
         proportions of ``y``. Every class needs at least 2 examples, and each
-        set must be able to hold one example of every class.
+        set must be large enough to hold one example of every class. As in
+        scikit-learn, the rounding may still leave a rare class out of a small
+        set (2 of 100 examples with ``test_size=2`` gives a test set of the
+        common class only).
 
     Returns
     -------

@@ -6,8 +6,9 @@ object-oriented API is used (``matplotlib.figure.Figure``, never pyplot): no
 window is opened and no display is needed, the figures are drawn with Agg
 whatever backend is configured, and they are not kept in pyplot's global list.
 Each function returns the ``Figure`` (shown inline by Jupyter) and writes it to
-`path` when one is given (format from the suffix, e.g. ``.png``, ``.svg``,
-``.pdf``).
+`path` when one is given: exactly that file (format from the suffix, e.g.
+``.png``, ``.svg``, ``.pdf``; PNG when there is none). A directory or an
+empty path is a ValueError, checked before anything is drawn.
 """
 from __future__ import annotations
 
@@ -33,15 +34,35 @@ def _figure(**kwargs):
     return fig
 
 
+def _check_path(path):
+    """`path` as a str (None stays None); ValueError for "" or a directory."""
+    if path is None:
+        return None
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("path is empty; expected a file name such as curves.png")
+    if os.path.isdir(path):
+        raise ValueError(f"path {path!r} is a directory; expected a file name such as curves.png")
+    return path
+
+
 def _save(fig, path, dpi=None):
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi)
+        # An explicit format keeps matplotlib from adding ".png" to a name without a suffix.
+        fmt = None if os.path.splitext(path)[1] else "png"
+        fig.savefig(path, dpi=dpi, format=fmt)
 
 
 def _series(h, name):
     """A list of floats from ``h.name`` (a History) or ``h[name]`` (a mapping)."""
     value = h.get(name, []) if isinstance(h, dict) else getattr(h, name, [])
-    return [float(v) for v in (value if value is not None else [])]
+    if value is None:
+        return []
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise TypeError(f"h's {name!r} must be a list of numbers, one per epoch; got "
+                        f"{value!r:.60}") from None
 
 
 def history(h, path=None):
@@ -67,17 +88,23 @@ def history(h, path=None):
     TypeError
         If `h` is neither a dict nor has a ``loss`` or ``val_loss`` attribute.
     ValueError
-        If `h` holds no epochs.
+        If `h` holds no epochs, or lists of different lengths; or `path` is
+        empty or a directory.
     """
     # Checked here, or a wrong argument would read as an empty history.
     if not (isinstance(h, dict) or hasattr(h, "loss") or hasattr(h, "val_loss")):
         raise TypeError("h must be a fastbp.History or a dict with 'loss' (and optionally "
                         f"'val_loss', 'val_accuracy') lists; got {type(h).__name__}")
+    path = _check_path(path)
     loss = _series(h, "loss")
     val_loss = _series(h, "val_loss")
     val_acc = _series(h, "val_accuracy")
     if not loss and not val_loss:
         raise ValueError("history has no epochs to plot (empty loss and val_loss)")
+    lengths = {len(s) for s in (loss, val_loss, val_acc) if s}
+    if len(lengths) > 1:
+        raise ValueError(f"history's lists must have one value per epoch each; got {len(loss)} "
+                         f"loss, {len(val_loss)} val_loss and {len(val_acc)} val_accuracy values")
     two = bool(val_acc)
     fig = _figure(figsize=(10.0 if two else 5.5, 4.0), layout="constrained")
     axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
@@ -196,6 +223,7 @@ def weights(net, path=None, layer=1, neurons=None):
     from fastbp.network import Network
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastbp.Network; got {type(net).__name__}")
+    path = _check_path(path)
     L = net.n_layers
     layer = _checks.integer(layer, "layer")
     if not 1 <= layer <= L:
