@@ -257,7 +257,7 @@ class Network:
         given = os.fsdecode(os.fspath(path))
         path = os.path.realpath(given)
         if os.path.isdir(path):
-            raise IsADirectoryError(f"cannot save the network to {path!r}: it is a directory")
+            raise IsADirectoryError(f"cannot save the network to {given!r}: it is a directory")
         _checks.parameters(self.weights, self.biases, self._sizes, self.dtype)  # never write what load refuses
         arrays = {"meta": np.array(json.dumps(self._meta()))}
         for l in range(self.n_layers):

@@ -52,7 +52,8 @@ def gradcheck_arrays(network: Network, X: ArrayLike, Y: ArrayLike,
     # Backprop and the nudges both work on private copies, taken first: the
     # caller's parameters are only read, once, so other threads may use the
     # network meanwhile (and gradchecks run concurrently).
-    kernel.check_parameters(network.weights, network.biases, False)   # copy() would not
+    # The originals' layout first: a C-ordered copy of a Fortran array would pass.
+    kernel.check_parameters(network.weights, network.biases, False)
     weights = [W.copy() for W in network.weights]
     biases = [b.copy() for b in network.biases]
     grad_weights, grad_biases, _, _ = kernel.backprop(weights, biases, X, Y)
