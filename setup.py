@@ -11,6 +11,11 @@ instruction set, and ``fastbp._core_avx2`` with ``-mavx2``; fastbp._core
 switches to the AVX2 build at import time where the CPU runs it. Elsewhere
 (other architectures, MSVC) only ``fastbp._core`` is built.
 ``FASTBP_AVX2=0`` skips the AVX2 build.
+
+The core is compiled with OpenMP (``-fopenmp``) for the training loop's
+second thread, except on macOS (Apple's Clang has no OpenMP runtime), on
+Windows unless ``FASTBP_OPENMP=1`` (``/openmp``), and with ``FASTBP_OPENMP=0``.
+Without it the same loop runs on one thread and computes the same results.
 """
 import os
 import sys
@@ -44,6 +49,20 @@ else:
     compile_args = (["-O0", "-g"] if DEBUG
                     else ["-O3", "-fno-math-errno", "-fno-trapping-math", "-g0"])
 
+# On Windows only when asked for: /openmp links vcomp140.dll, which Python
+# does not ship (the Visual C++ redistributable does).
+_openmp_env = os.environ.get("FASTBP_OPENMP", "").strip()
+if _openmp_env:
+    OPENMP = _openmp_env != "0" and sys.platform != "darwin"
+else:
+    OPENMP = sys.platform not in ("darwin", "win32")
+if not OPENMP:
+    openmp_compile, openmp_link = [], []
+elif sys.platform == "win32":
+    openmp_compile, openmp_link = ["/openmp"], []
+else:
+    openmp_compile, openmp_link = ["-fopenmp"], ["-fopenmp"]
+
 common = dict(
     include_dirs=[numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
@@ -68,12 +87,13 @@ AVX2 = (sys.platform != "win32" and _targets_x86_64()
 extensions = [
     Extension("fastbp._blas", ["src/fastbp/_blas.pyx"], **common),
     Extension("fastbp._cpu", ["src/fastbp/_cpu.pyx"], **common),
-    Extension("fastbp._core", ["src/fastbp/_core.pyx"], **common),
+    Extension("fastbp._core", ["src/fastbp/_core.pyx"], extra_link_args=openmp_link,
+              **{**common, "extra_compile_args": compile_args + openmp_compile}),
 ]
 if AVX2:
     extensions.append(Extension(
-        "fastbp._core_avx2", ["src/fastbp/_core_avx2.pyx"],
-        **{**common, "extra_compile_args": compile_args + ["-mavx2"]}))
+        "fastbp._core_avx2", ["src/fastbp/_core_avx2.pyx"], extra_link_args=openmp_link,
+        **{**common, "extra_compile_args": compile_args + openmp_compile + ["-mavx2"]}))
 
 setup(
     ext_modules=cythonize(

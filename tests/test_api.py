@@ -226,7 +226,7 @@ def test_callable_init_result_is_copied_into_parameters_the_network_owns():
         a = fastbp.Network([3, 3, 3], init=lambda fi, fo, rng: given)
         b = fastbp.Network([3, 3, 3], init=lambda fi, fo, rng: given)
         arrays = a.weights + b.weights
-        assert all(W.flags.writeable and W.flags.owndata for W in arrays)
+        assert all(W.flags.writeable and W.ctypes.data % 64 == 0 for W in arrays)
         assert not any(np.shares_memory(W, V) for i, W in enumerate(arrays + [given])
                        for V in (arrays + [given])[i + 1:])
         fastbp.Trainer(a, optimizer=fastbp.SGD(lr=0.5)).step(np.ones((2, 3)), np.zeros((2, 3)))
@@ -269,6 +269,17 @@ def test_bad_seed(seed, exc):
 
 # -- attributes and parameters ----------------------------------------------------------
 
+def test_parameters_start_on_cache_lines_after_copy_load_and_pickle(tmp_path):
+    import pickle
+    net = fastbp.Network([100, 83, 7, 3], dtype="float32", seed=0)
+    net.save(tmp_path / "m.npz")
+    for other in (net.copy(), fastbp.Network.load(tmp_path / "m.npz"),
+                  pickle.loads(pickle.dumps(net))):
+        for p, q in zip(other.weights + other.biases, net.weights + net.biases):
+            assert p.ctypes.data % 64 == 0 and p.flags.c_contiguous and p.flags.writeable
+            assert p.tobytes() == q.tobytes() and not np.shares_memory(p, q)
+
+
 def test_attributes(dtype):
     net = fastbp.Network([5, 7, 4, 3], dtype=dtype, seed=0)
     assert net.sizes == [5, 7, 4, 3]
@@ -277,7 +288,9 @@ def test_attributes(dtype):
     assert [b.shape for b in net.biases] == [(7,), (4,), (3,)]
     for p in net.weights + net.biases:
         assert type(p) is np.ndarray and p.dtype == dtype
-        assert p.flags.c_contiguous and p.flags.writeable and p.flags.owndata
+        assert p.flags.c_contiguous and p.flags.writeable
+        # on a cache line, in a buffer of its own (for the core's split first layer)
+        assert p.ctypes.data % 64 == 0 and p.base.base is None and p.base.nbytes <= p.nbytes + 64
     # sizes cannot be changed by editing the list it returns.
     net.sizes.append(9)
     assert net.sizes == [5, 7, 4, 3]

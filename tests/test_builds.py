@@ -56,6 +56,15 @@ def workloads(out):
                                   *[(f"b{k}", b) for k, b in enumerate(net.biases)],
                                   *[(f"gW{k}", w) for k, w in enumerate(g.weights)]]:
                     results[f"{key}-{name}"] = arr
+        # plain SGD with a first layer split in two column blocks (on two threads
+        # where OpenMP has two)
+        net = fastbp.Network([100, 83, 7, 5], dtype=dtype, seed=3)
+        X100 = rng.normal(0, 1, (53, 100)).astype(dtype)
+        hist = fastbp.Trainer(net, fastbp.SGD(lr=0.5), batch_size=7, seed=1).fit(
+            X100, np.eye(5, dtype=dtype)[labels], epochs=2)
+        results[f"{np.dtype(dtype).name}-split-loss"] = np.array(hist.loss)
+        for k, w in enumerate(net.weights):
+            results[f"{np.dtype(dtype).name}-split-W{k}"] = w
     np.savez(out, build=np.array(_core.BUILD), **results)
 
 

@@ -1155,15 +1155,20 @@ def test_concurrent_training_of_one_network_is_refused():
     fastbp.Trainer(net).step(X[:5], Y[:5])
 
 
-def test_two_trainers_in_two_threads_match_sequential_training():
-    nets = [make_net(seed=s, sizes=(20, 32, 10)) for s in (1, 2)]
+@pytest.mark.parametrize("sizes, optimizer", [((20, 32, 10), "adam"),
+                                              ((100, 83, 7, 3), fastbp.SGD(lr=0.5))],
+                         ids=["adam", "split-sgd"])
+def test_two_trainers_in_two_threads_match_sequential_training(sizes, optimizer):
+    """With plain SGD's split first layer, the first fit may start two OpenMP
+    threads and the second finds it running: both give the sequential bits."""
+    nets = [make_net(seed=s, sizes=sizes) for s in (1, 2)]
     copies = [n.copy() for n in nets]
     data = [make_data(n, 400, seed=s) for s, n in enumerate(nets)]
     errors = []
 
     def train(net, X, Y, seed):
         try:
-            fastbp.Trainer(net, "adam", batch_size=16, seed=seed).fit(X, Y, epochs=5)
+            fastbp.Trainer(net, optimizer, batch_size=16, seed=seed).fit(X, Y, epochs=5)
         except BaseException as e:       # pragma: no cover
             errors.append(e)
 
@@ -1175,8 +1180,152 @@ def test_two_trainers_in_two_threads_match_sequential_training():
         t.join(timeout=120)
     assert not errors, errors
     for i, (net, d) in enumerate(zip(copies, data)):
-        fastbp.Trainer(net, "adam", batch_size=16, seed=i).fit(*d, epochs=5)
+        fastbp.Trainer(net, optimizer, batch_size=16, seed=i).fit(*d, epochs=5)
         assert snapshot(net) == snapshot(nets[i])
+
+
+# -- plain SGD's split first layer (two OpenMP threads) -------------------------------------------
+
+# Plain SGD splits a first layer of at least 64 inputs and 8192 weights in two
+# column blocks (48 and 52 inputs here) and runs the blocks on two OpenMP threads
+# when a batch's products are small (batch x weights <= 2^19: batches up to 63 here).
+SPLIT_SIZES = (100, 83, 7, 3)
+SPLIT_LAYOUTS = LAYOUTS + [("sigmoid", "sigmoid", "quadratic")]
+
+
+def omp_threads(n):
+    """At most n OpenMP threads (threadpoolctl), as a user caps them."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return threadpoolctl.threadpool_limits(n, user_api="openmp")
+
+
+def split_run(net, X, Y, batch, lr=0.5, x_absmax=None):
+    """Every mini-batch of (X, Y) in one core call with plain SGD, shuffled by a
+    fixed permutation; returns the Workspace and the status."""
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=lr), batch_size=batch)
+    ws = _core.Workspace(net._kernel, batch)
+    tr._x_absmax = _core.absmax_of(X) if x_absmax is None else x_absmax
+    order = np.random.default_rng(7).permutation(X.shape[0]).astype(np.int64)
+    status = tr._run(X, Y, order, 0, X.shape[0], batch, ws)
+    return ws, status
+
+
+def require_two_threads():
+    """Skip unless this build and machine run the split layer on two threads."""
+    net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+    ws, _ = split_run(net, *make_data(net, 20), 10)
+    if ws.threads != 2:
+        pytest.skip(f"the split layer ran on {ws.threads} thread(s): no OpenMP or one core")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "shuffled"])
+@pytest.mark.parametrize("layout", SPLIT_LAYOUTS, ids="-".join)
+def test_split_first_layer_equals_reference(layout, shuffle, dtype):
+    """157 examples in batches of 10 (the last of 7) on two threads where there are two."""
+    net = make_net(layout, dtype, sizes=SPLIT_SIZES)
+    X, Y = make_data(net, 157)
+    oracle = Oracle(net, ("sgd", dict(lr=0.5)))
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.5), batch_size=10, shuffle=shuffle, seed=99)
+    hist = tr.fit(X, Y, epochs=3)
+    rng = np.random.default_rng(99)
+    want = [oracle.epoch(X, Y, rng.permutation(157) if shuffle else np.arange(157), 10)
+            for _ in range(3)]
+    rtol = RTOL[np.dtype(dtype)]
+    oracle.assert_matches(net, rtol)
+    assert hist.loss == pytest.approx(want, rel=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("batch", [1, 10, 37])
+def test_split_first_layer_is_bit_identical_on_one_and_two_threads(batch, dtype):
+    require_two_threads()
+    results = []
+    for limit in (None, 1):
+        net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
+        X, Y = make_data(net, 301)
+        if limit is None:
+            ws, status = split_run(net, X, Y, batch)
+            assert ws.threads == 2
+        else:
+            with omp_threads(limit):
+                ws, status = split_run(net, X, Y, batch)
+            assert ws.threads == 1
+        assert status == 0 and ws.steps_done == -(-301 // batch) and ws.checked_steps == 0
+        results.append((snapshot(net), ws.loss_sum))
+    assert results[0] == results[1]
+
+
+def test_split_first_layer_with_large_batches_runs_on_one_thread():
+    """Products beyond 2^19 multiply-adds are OpenBLAS's to thread."""
+    net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+    ws, status = split_run(net, *make_data(net, 200), 64)
+    assert status == 0 and ws.threads == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_split_first_layer_proven_and_checked_updates_are_bit_identical(dtype):
+    """An infinite bound on |X| proves nothing: every step takes the checked path,
+    which thread 0 runs alone (the whole of W^1 too) between the barriers."""
+    results = []
+    for x_absmax in (None, np.inf):
+        net = make_net(SPLIT_LAYOUTS[1], dtype, sizes=SPLIT_SIZES)
+        X, Y = make_data(net, 95)
+        ws, status = split_run(net, X, Y, 10, x_absmax=x_absmax)
+        assert status == 0
+        assert ws.checked_steps == (0 if x_absmax is None else 10)
+        results.append((snapshot(net), ws.loss_sum))
+    assert results[0] == results[1]
+
+
+def test_split_first_layer_divergence_keeps_the_last_finite_parameters():
+    # identity layers and lr 1e30: the cost overflows after a few steps
+    net = fastbp.Network([64, 128, 2], activation="identity", seed=0)
+    net0 = net.copy()
+    X, Y = make_data(net, 40)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=1e30), batch_size=5, shuffle=False)
+    with pytest.raises(FloatingPointError, match="NaN or infinite") as info:
+        tr.fit(X, Y, epochs=100)
+    epoch, step = map(int, DIVERGENCE.search(str(info.value)).groups())
+    k = 8 * epoch + step
+    assert tr.steps == k >= 1
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    net2, tr2 = replay_steps(net0, X, Y, fastbp.SGD(lr=1e30), 5, k)
+    assert snapshot(net2) == snapshot(net)
+
+
+def _forked_child_fit(sizes, want, conn):
+    net = make_net(SPLIT_LAYOUTS[2], sizes=sizes)
+    ws, status = split_run(net, *make_data(net, 300), 10)
+    conn.send((status, ws.threads, snapshot(net) == want))
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_after_two_thread_training_trains_on_one():
+    """GNU OpenMP hangs in a child forked after a parallel region; fastbp's
+    child trains on one thread instead, to the same bits."""
+    import multiprocessing
+    require_two_threads()
+    net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+    ws, status = split_run(net, *make_data(net, 300), 10)
+    assert status == 0 and ws.threads == 2
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_forked_child_fit, args=(SPLIT_SIZES, snapshot(net), child))
+    proc.start()
+    try:
+        assert parent.poll(60), "the forked child hung"
+        assert parent.recv() == (0, 1, True)
+    finally:
+        proc.join(10)
+        if proc.is_alive():         # pragma: no cover
+            proc.kill()
+    assert proc.exitcode == 0
+    # and the parent still trains on two
+    ws, status = split_run(make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES),
+                           *make_data(net, 300), 10)
+    assert ws.threads == 2
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------------
@@ -1205,11 +1354,15 @@ def check_interrupted(net0, net, tr, X, Y, batch_size, optimizer):
     tr.step(X[:batch_size], Y[:batch_size])
 
 
-def test_ctrl_c_from_a_timer_during_a_long_fit():
-    net = make_net(sizes=(20, 16, 4))
+@pytest.mark.parametrize("sizes, optimizer", [
+    ((20, 16, 4), fastbp.SGD(lr=0.01, momentum=0.9)),
+    ((100, 83, 4), fastbp.SGD(lr=0.01))], ids=["momentum", "split-sgd"])
+def test_ctrl_c_from_a_timer_during_a_long_fit(sizes, optimizer):
+    """The split layer's thread 0 polls for signals; the step it polls after is
+    finished by both threads before the call returns."""
+    net = make_net(sizes=sizes)
     net0 = net.copy()
     X, Y = make_data(net, 4096, seed=3)          # 4096 steps of one example per epoch
-    optimizer = fastbp.SGD(lr=0.01, momentum=0.9)
     tr = fastbp.Trainer(net, optimizer, batch_size=1, shuffle=False)
     started = time.perf_counter()
     lock = threading.Lock()

@@ -124,4 +124,8 @@ class Workspace:
     @property
     def checked_steps(self) -> int: ...
     @property
+    def threads(self) -> int:
+        """Threads the last Kernel.train call started: 2 for plain SGD's split
+        first layer when OpenMP allows two, else 1 (0 before any call)."""
+    @property
     def loss_sum(self) -> float: ...

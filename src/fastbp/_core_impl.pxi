@@ -27,7 +27,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.math cimport fabs, fabsf, exp, expf, log, logf, log1p, log1pf, tanh, tanhf, sqrt, sqrtf, pow
-from cpython.exc cimport PyErr_CheckSignals
+from cython.parallel cimport parallel, threadid
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cimport numpy as cnp
@@ -46,6 +46,34 @@ cdef extern from *:
     #endif
     """
     void prefetch "FASTBP_PREFETCH"(const void* p) noexcept nogil
+
+# OpenMP, when the build has it (setup.py); without it the training loop's
+# parallel section runs on one thread and these are no-ops.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastbp_max_threads(void) { return omp_get_max_threads(); }
+    static int fastbp_num_threads(void) { return omp_get_num_threads(); }
+    #ifdef _MSC_VER
+    static void fastbp_barrier(void) { __pragma(omp barrier) }
+    #else
+    static void fastbp_barrier(void) { _Pragma("omp barrier") }
+    #endif
+    #else
+    static int fastbp_max_threads(void) { return 1; }
+    static int fastbp_num_threads(void) { return 1; }
+    static void fastbp_barrier(void) { }
+    #endif
+    """
+    int max_threads "fastbp_max_threads"() noexcept nogil
+    int omp_num_threads "fastbp_num_threads"() noexcept nogil
+    void barrier "fastbp_barrier"() noexcept nogil
+
+cdef extern from "Python.h":
+    # Without Cython's `except -1`: _poll_signals leaves the exception set for
+    # _train_steps to return with.
+    int _raw_check_signals "PyErr_CheckSignals"() noexcept
 
 # Activation and cost codes; network.py maps names to these.
 cpdef enum Activation:
@@ -80,6 +108,16 @@ cdef enum:
     MIN_CHUNK = 256
     # Training steps between checks for Ctrl-C (each check briefly takes the GIL).
     SIGNAL_EVERY = 64
+    # Plain SGD splits a first layer of at least SPLIT_MIN_INPUTS inputs and
+    # SPLIT_MIN_WEIGHTS weights in two column blocks (whatever the batch, so
+    # that a step computes the same with any batch size and thread count),
+    # and runs them on two threads when the batch's products are small:
+    # big enough for a thread each to pay for two barriers a step, at most
+    # SPLIT_MAX_WORK multiply-adds so that OpenBLAS runs each half product
+    # on the calling thread (it threads products of more than 2^18 itself).
+    SPLIT_MIN_INPUTS = 64
+    SPLIT_MIN_WEIGHTS = 8192
+    SPLIT_MAX_WORK = 1 << 19
 
 cdef double LEAKY_SLOPE = 0.01
 
@@ -871,7 +909,7 @@ cdef class Kernel:
         cdef void** pp
         cdef const long long* order_p = NULL
         cdef Py_ssize_t n, i, n_order
-        cdef int status, l
+        cdef int status, l, threads
         cdef cnp.ndarray ordered
         # chunked: each product takes one batch, and a Workspace holds at most MAX_ROWS
         self._check_data(X, self.sizes[0], "X", False, False, True)
@@ -915,8 +953,16 @@ cdef class Kernel:
             # that train repeatedly on the same X pass it in (see trainer.py).
             x_absmax = absmax_of(X)
         ws.steps_done = 0
+        ws.threads = 0
         ws.checked_steps = 0
         ws.loss_sum = 0
+        global _active_trains, _omp_used
+        # A second thread (for plain SGD's split first layer) when OpenMP may
+        # use one (OMP_NUM_THREADS, threadpoolctl) and no other training call
+        # is running, which would want the other core.
+        threads = max_threads() if _active_trains == 0 and not _omp_forked else 1
+        _omp_used = _omp_used or threads > 1
+        _active_trains += 1
         try:
             refs = self._params(weights, biases, &net, pp, True)
             states = self._states(state1, "state1", pp + 2 * self.L)
@@ -931,15 +977,18 @@ cdef class Kernel:
                                           <double*>cnp.PyArray_DATA(Y), order_p, n, first, last,
                                           batch, &o,
                                           <double**>(pp + 2 * self.L) if state1 else NULL,
-                                          <double**>(pp + 4 * self.L) if state2 else NULL, t, x_absmax)
+                                          <double**>(pp + 4 * self.L) if state2 else NULL, t, x_absmax,
+                                          threads)
             else:
                 with nogil:
                     status = _train_steps(&net, ws, <float*>cnp.PyArray_DATA(X),
                                           <float*>cnp.PyArray_DATA(Y), order_p, n, first, last,
                                           batch, &o,
                                           <float**>(pp + 2 * self.L) if state1 else NULL,
-                                          <float**>(pp + 4 * self.L) if state2 else NULL, t, x_absmax)
+                                          <float**>(pp + 4 * self.L) if state2 else NULL, t, x_absmax,
+                                          threads)
         finally:
+            _active_trains -= 1
             free(pp)
         return status
 
@@ -1076,6 +1125,12 @@ cdef double _backprop(const Net* net, Py_ssize_t n, const floating* X, const flo
 # ---------------------------------------------------------------------------
 # Training: whole runs of mini-batch steps inside the core.
 
+cdef inline Py_ssize_t _to_line(Py_ssize_t off, Py_ssize_t item) noexcept nogil:
+    """`off` elements of `item` bytes rounded up to a multiple of 64 bytes."""
+    cdef Py_ssize_t per_line = 64 // item
+    return (off + per_line - 1) // per_line * per_line
+
+
 cdef class Workspace:
     """Scratch memory for training steps of up to `batch` rows, allocated once
     per `fit` (or `step`) and reused for every mini-batch.
@@ -1083,7 +1138,8 @@ cdef class Workspace:
     `steps_done` and `loss_sum` record the progress of the last `Kernel.train`
     call as it goes, so they are right even when Ctrl-C interrupts it;
     `checked_steps` counts its steps whose update was not proven finite in
-    advance and took the checked path (see _train_steps).
+    advance and took the checked path, and `threads` is how many threads it
+    started (two only for a split first layer; see _train_steps).
     """
     cdef void* mem
     cdef readonly Py_ssize_t batch
@@ -1092,8 +1148,11 @@ cdef class Workspace:
     cdef double* bounds     # running upper bounds, see _train_steps (8 L)
     cdef void* Xb
     cdef void* Yb
+    cdef void* P            # 2 (batch, sizes[1]) partial products (see _train_steps),
+    cdef Py_ssize_t p_stride    # p_stride elements apart
     cdef readonly long steps_done
     cdef readonly long checked_steps
+    cdef readonly int threads
     cdef readonly double loss_sum
 
     def __cinit__(self, Kernel kernel, Py_ssize_t batch):
@@ -1101,7 +1160,7 @@ cdef class Workspace:
         cdef Py_ssize_t item = 8 if kernel.typenum == cnp.NPY_DOUBLE else 4
         cdef Py_ssize_t total = 0, off = 0
         cdef char* base
-        cdef double need = batch * (<double>kernel.sizes[0] + 2.0 * m)
+        cdef double need = batch * (<double>kernel.sizes[0] + 2.0 * m + 2.0 * kernel.sizes[1])
         if batch < 1 or batch > MAX_ROWS:
             raise ValueError(f"batch must be in [1, {MAX_ROWS}]; got {batch}")
         self.batch = batch
@@ -1114,13 +1173,16 @@ cdef class Workspace:
             total += 2 * batch * kernel.sizes[l + 1]                  # activations, deltas
             # Py_ssize_t products: sizes[l+1] * sizes[l] may exceed a C int
             total += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
-        total += batch * (<Py_ssize_t>kernel.sizes[0] + 2 * <Py_ssize_t>m)  # Xb, Yb, Z^L
-        self.mem = malloc(total * item + 64)
+        total += batch * (<Py_ssize_t>kernel.sizes[0] + 2 * <Py_ssize_t>m  # Xb, Yb, Z^L
+                          + 2 * <Py_ssize_t>kernel.sizes[1])                 # P
+        # Xb and the two blocks of P start on cache lines (see _train_steps'
+        # split): 64 bytes for the base and each of the three.
+        self.mem = malloc(total * item + 4 * 64)
         self.ptrs = <void**>malloc(5 * L * sizeof(void*))
         self.bounds = <double*>malloc(8 * L * sizeof(double))
         if self.mem == NULL or self.ptrs == NULL or self.bounds == NULL:
             raise MemoryError(f"cannot allocate {total * item} bytes of training buffers")
-        base = <char*>self.mem
+        base = <char*>self.mem + (-<size_t>self.mem) % 64
         for l in range(L):
             self.ptrs[l] = base + off * item                       # A^(l+1)
             self.ptrs[L + l] = self.ptrs[l]                        # Z^(l+1) computed in place
@@ -1134,9 +1196,14 @@ cdef class Workspace:
             off += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l]
             self.ptrs[3 * L + l] = base + off * item               # dC/db^(l+1)
             off += kernel.sizes[l + 1]
+        self.Yb = base + off * item
+        off += batch * m
+        off = _to_line(off, item)
         self.Xb = base + off * item
         off += batch * kernel.sizes[0]
-        self.Yb = base + off * item
+        off = _to_line(off, item)
+        self.P = base + off * item
+        self.p_stride = _to_line(batch * kernel.sizes[1], item)
 
     def __dealloc__(self):
         free(self.mem)
@@ -1149,9 +1216,32 @@ cdef inline void prefetch_row(const char* p, Py_ssize_t nbytes) noexcept nogil:
         prefetch(p + k)
 
 
-cdef int _check_signals() except -1 nogil:
+cdef int _poll_signals() noexcept nogil:
     with gil:
-        return PyErr_CheckSignals()
+        return _raw_check_signals()
+
+
+# Kernel.train calls running in this process (changed with the GIL held): a
+# training loop uses a second thread only while it is the only one.
+cdef int _active_trains = 0
+
+# GNU OpenMP cannot start threads again in a child forked after it ran a
+# parallel region (the child hangs), so such a child trains on one thread,
+# with the same results. (_omp_used is set with the GIL held.)
+cdef bint _omp_used = False
+cdef bint _omp_forked = False
+
+def _after_fork_in_child():
+    global _omp_forked, _active_trains
+    _omp_forked = _omp_forked or _omp_used
+    _active_trains = 0      # the calls that were running belong to the parent
+
+import os as _os_fork
+if hasattr(_os_fork, "register_at_fork"):
+    _os_fork.register_at_fork(after_in_child=_after_fork_in_child)
+
+cdef inline int active_trains() noexcept nogil:
+    return (<volatile int*>&_active_trains)[0]
 
 
 cdef inline int32_t _abs_bits(floating x) noexcept nogil:
@@ -1307,151 +1397,319 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
     return ok
 
 
+# One Kernel.train call, shared by the threads that run it (see _train_steps).
+# Fields below `blocks` are written only by thread 0, between barriers.
+cdef struct Train:
+    const Net* net
+    const OptConf* o
+    void** ptrs             # the Workspace's
+    double* bounds
+    void* Xb
+    void* Yb
+    void* P                 # the first layer's partial products, one (batch, sizes[1]) per block,
+    Py_ssize_t p_stride     # p_stride elements apart
+    const void* X
+    const void* Y
+    const long long* order
+    Py_ssize_t first, last, batch
+    void** s1
+    void** s2
+    double x_absmax
+    int blocks              # 1, or 2: the first layer's input columns in two blocks
+    int cut                 # the first column of the second block
+    long long t
+    bint plain_sgd, tracked
+    double decay, limit
+    int status              # 0, or 1 / 2 as _train_steps returns
+    bint interrupted        # a signal handler raised (the exception is set)
+    bint fused_w1           # this step's W^1 update is left to the blocks' owners
+    bint solo               # thread 0 goes on alone
+    int threads             # the threads that started
+    long steps_done, checked_steps
+    double loss_sum
+
+
 cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const floating* Y,
                       const long long* order, Py_ssize_t n_rows, Py_ssize_t first,
                       Py_ssize_t last, Py_ssize_t batch, const OptConf* o,
-                      floating** s1, floating** s2, long long t, double x_absmax) except -1 nogil:
+                      floating** s1, floating** s2, long long t, double x_absmax,
+                      int threads) except -1 nogil:
     """Mini-batch steps over positions [first, last) of `order` (or of the rows
     when order is NULL). Returns 0, or 1 if a cost was not finite, 2 if an
     update would not be finite (parameters and state then as before that step).
     Raises KeyboardInterrupt (between steps) on Ctrl-C.
 
-    Plain SGD (no momentum) takes a fused path: each weight update is one gemm
-    straight into W (W = (1 - lr l2) W - lr D^T A), with no gradient buffer.
+    Plain SGD (no momentum, no l2) takes a fused path: each weight update is
+    one gemm straight into W (W = W - lr D^T A), with no gradient buffer.
     Momentum SGD and Adam update each array in one pass. Both are taken only
     when running upper bounds on |W|, |b|, the optimizer state and the
     gradient prove that the update cannot overflow (so it is finite, as the
     spec requires); otherwise the step takes the checked path: a first pass
     computes the update without writing it, and stops the run if any value
     would not be finite.
+
+    Plain SGD with a large enough first layer (SPLIT_* above) also splits its
+    input columns in two blocks: its forward product is the sum of two
+    partial products, and its fused weight update is one gemm per block. The
+    blocks are independent, so with small products (W1 and W2 of the issue,
+    batches of 10) and `threads` >= 2, each of two OpenMP threads owns one:
+    it gathers its columns of the batch's rows, computes its partial product
+    and updates its columns of W^1, and thread 0 does the small rest of the
+    step between two barriers. The arithmetic is the same for one thread or
+    two, so the results are bit-identical whatever the thread count.
     """
-    cdef int L = net.L, l, n0 = net.sizes[0], m = net.sizes[net.L], n_in, n_out
-    cdef floating** ap = <floating**>ws.ptrs
-    cdef floating** zp = ap + L
-    cdef floating** dW = ap + 2 * L
-    cdef floating** db = ap + 3 * L
-    cdef floating** Ds = ap + 4 * L
-    cdef double* wbound = ws.bounds + B_PARAM * L
-    cdef double* bbound = ws.bounds + B_PARAM * L + L
-    cdef double* grad_w = ws.bounds + B_GRAD * L
-    cdef double* grad_b = ws.bounds + B_GRAD * L + L
-    cdef floating* Xb
-    cdef floating* Yb
-    cdef const floating* a_prev
-    cdef Py_ssize_t pos = first, nb, i, j, r
-    cdef double c, decay, limit, step_size = 0
-    cdef bint ok, fused_ok, proven
-    cdef floating* no_state = NULL
+    cdef Train c
+    cdef int l
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[1]
+    c.net = net
+    c.o = o
+    c.ptrs = ws.ptrs
+    c.bounds = ws.bounds
+    c.Xb = ws.Xb
+    c.Yb = ws.Yb
+    c.P = ws.P
+    c.p_stride = ws.p_stride
+    c.X = X
+    c.Y = Y
+    c.order = order
+    c.first = first
+    c.last = last
+    c.batch = batch
+    c.s1 = <void**>s1
+    c.s2 = <void**>s2
+    c.x_absmax = x_absmax
+    c.t = t
+    c.status = 0
+    c.interrupted = False
+    c.fused_w1 = False
+    c.solo = False
+    c.steps_done = 0
+    c.checked_steps = 0
+    c.loss_sum = 0
     # The proofs work in double; they also need every hyperparameter to be
     # finite in the network's dtype (a float32 network with lr > 3.4e38
     # takes the checked path, which reports the non-finite update).
     # (Without l2 only: (1 - lr l2) W - lr g, the fused form, rounds differently
     # from PyTorch's W - lr (g + l2 W), which the one-pass update computes.)
-    cdef bint plain_sgd = (o.kind == SGD and o.momentum == 0 and o.l2 == 0
-                           and _finite(<floating>o.lr))
-    cdef bint tracked = (not plain_sgd and _finite(<floating>o.lr) and _finite(<floating>o.l2)
-                         and (o.kind == SGD and _finite(<floating>o.momentum)
-                              or o.kind == ADAM and <floating>o.eps > 0))
-    limit = 1e300 if floating is double else 1e37
-    decay = fabs(1 - o.lr * o.l2)
-    if plain_sgd or tracked:
-        exact_bounds(net, ws.bounds, s1, s2)
-    while pos < last:
-        nb = last - pos if last - pos < batch else batch
-        if order != NULL:
-            Xb = <floating*>ws.Xb
-            Yb = <floating*>ws.Yb
-            for i in range(nb):
-                r = order[pos + i]
-                memcpy(Xb + i * n0, X + r * n0, n0 * sizeof(floating))
-                memcpy(Yb + i * m, Y + r * m, m * sizeof(floating))
-            # Shuffled rows are cache misses: start fetching the next batch's
-            # rows now, so they arrive while this batch is computed.
-            for i in range(pos + nb, min(pos + nb + batch, last)):
-                r = order[i]
-                prefetch_row(<const char*>(X + r * n0), n0 * sizeof(floating))
-                prefetch(<const char*>(Y + r * m))
+    c.plain_sgd = (o.kind == SGD and o.momentum == 0 and o.l2 == 0 and _finite(<floating>o.lr))
+    c.tracked = (not c.plain_sgd and _finite(<floating>o.lr) and _finite(<floating>o.l2)
+                 and (o.kind == SGD and _finite(<floating>o.momentum)
+                      or o.kind == ADAM and <floating>o.eps > 0))
+    c.limit = 1e300 if floating is double else 1e37
+    c.decay = fabs(1 - o.lr * o.l2)
+    c.blocks = 2 if c.plain_sgd and n_in >= SPLIT_MIN_INPUTS and n_in * n_out >= SPLIT_MIN_WEIGHTS else 1
+    # The cut is a whole number of cache lines into each row, so where the rows
+    # are too (784 inputs) and W^1 starts on one (as Network allocates it), the
+    # two threads never write to the same line of W^1 or of Xb.
+    c.cut = <int>((n_in // 2) // (64 // sizeof(floating)) * (64 // sizeof(floating)))
+    if c.cut == 0:
+        c.cut = <int>(n_in // 2)
+    if c.plain_sgd or c.tracked:
+        exact_bounds(net, c.bounds, s1, s2)
+    if c.blocks == 2 and threads > 1 and <double>batch * n_in * n_out <= SPLIT_MAX_WORK:
+        with parallel(num_threads=2):
+            _train_loop(&c, threadid(), omp_num_threads(), X)
+    else:
+        _train_loop(&c, 0, 1, X)
+    ws.steps_done = c.steps_done
+    ws.threads = c.threads
+    ws.checked_steps = c.checked_steps
+    ws.loss_sum = c.loss_sum
+    if c.interrupted:
+        return -1           # the signal handler's exception is set
+    return c.status
+
+
+cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
+    """One thread's part of _train_steps: the steps, with thread 0 doing all
+    but the first layer's blocks owned by other threads."""
+    cdef const Net* net = c.net
+    cdef int n0 = net.sizes[0], n1 = net.sizes[1], blk, k0, k1
+    cdef const floating* Y = <const floating*>c.Y
+    cdef floating** ap = <floating**>c.ptrs
+    cdef floating** Ds = ap + 4 * net.L
+    cdef floating* W1 = <floating*>net.W[0]
+    cdef floating* P = <floating*>c.P
+    cdef floating* Xb
+    cdef Py_ssize_t pos = c.first, nb, i, r
+    if tid == 0:
+        c.threads = n_threads
+    while pos < c.last:
+        nb = c.last - pos if c.last - pos < c.batch else c.batch
+        if c.order != NULL:
+            Xb = <floating*>c.Xb
         else:
             Xb = <floating*>(X + pos * n0)
-            Yb = <floating*>(Y + pos * m)
-        run_forward(net, nb, Xb, zp, ap)
-        c = cost_and_delta(net.act[L - 1], net.cost, nb, m, zp[L - 1], ap[L - 1], Yb,
-                           Ds[L - 1], <floating>(1.0 / nb))
-        if not _finite(c):
-            return 1
-        layer_deltas(net, nb, ap, Ds)
+        # The forward product of this thread's column blocks of the first layer.
+        blk = tid
+        while blk < c.blocks:
+            k0 = 0 if blk == 0 else c.cut
+            k1 = n0 if blk == c.blocks - 1 else c.cut
+            if c.order != NULL:
+                for i in range(nb):
+                    r = c.order[pos + i]
+                    memcpy(Xb + i * n0 + k0, X + r * n0 + k0, (k1 - k0) * sizeof(floating))
+                # Shuffled rows are cache misses: start fetching the next batch's
+                # rows now, so they arrive while this batch is computed.
+                for i in range(pos + nb, min(pos + nb + c.batch, c.last)):
+                    r = c.order[i]
+                    prefetch_row(<const char*>(X + r * n0 + k0), (k1 - k0) * sizeof(floating))
+            if c.blocks == 1:
+                layer_forward(nb, n0, n1, Xb, W1, <const floating*>net.b[0], ap[net.L])
+            else:
+                gemm(NoTrans, Trans, <int>nb, n1, k1 - k0, <floating>1, Xb + k0, n0, W1 + k0, n0,
+                     <floating>0, P + blk * c.p_stride, n1)
+            blk += n_threads
+        if n_threads > 1:
+            barrier()
+        if tid == 0:
+            _step_rest(c, pos, nb, Xb, Y)
+        if n_threads > 1:
+            barrier()
+        if c.status != 0:
+            break
+        if c.fused_w1:      # W^1 -= lr D^1^T X, block by block
+            blk = tid
+            while blk < c.blocks:
+                k0 = 0 if blk == 0 else c.cut
+                k1 = n0 if blk == c.blocks - 1 else c.cut
+                gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, <floating>(-c.o.lr), Ds[0], n1,
+                     Xb + k0, n0, <floating>1, W1 + k0, n0)
+                blk += n_threads
+        if c.interrupted:
+            break
+        pos += nb
+        if c.solo and n_threads > 1:
+            if tid != 0:
+                break
+            n_threads = 1
 
-        fused_ok = False
-        if plain_sgd:
-            # Can W - lr * D^T A overflow?
-            gradient_bounds(net, nb, Ds, ap, x_absmax, ws.bounds)
-            fused_ok = True
-            for l in range(L):
-                if not (grad_w[l] < limit and grad_b[l] < limit
-                        and decay * wbound[l] + o.lr * grad_w[l] < limit
-                        and bbound[l] + o.lr * grad_b[l] < limit):
-                    fused_ok = False
-            if fused_ok:
-                for l in range(L):
-                    n_in = net.sizes[l]
-                    n_out = net.sizes[l + 1]
-                    a_prev = Xb if l == 0 else ap[l - 1]
-                    gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>(-o.lr), Ds[l], n_out,
-                         a_prev, n_in, <floating>(1 - o.lr * o.l2), <floating*>net.W[l], n_in)
-                    column_sums(nb, n_out, Ds[l], db[l])
-                    for j in range(n_out):
-                        (<floating*>net.b[l])[j] -= <floating>o.lr * db[l][j]
-                    wbound[l] = decay * wbound[l] + o.lr * grad_w[l]
-                    bbound[l] = bbound[l] + o.lr * grad_b[l]
 
-        if not fused_ok:
+cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
+                     const floating* Y) noexcept nogil:
+    """Thread 0's part of one step: everything but the first layer's forward
+    product and (on the fused path) its weight update."""
+    cdef const Net* net = c.net
+    cdef const OptConf* o = c.o
+    cdef int L = net.L, l, n0 = net.sizes[0], n1 = net.sizes[1], m = net.sizes[net.L]
+    cdef int n_in, n_out
+    cdef floating** ap = <floating**>c.ptrs
+    cdef floating** zp = ap + L
+    cdef floating** dW = ap + 2 * L
+    cdef floating** db = ap + 3 * L
+    cdef floating** Ds = ap + 4 * L
+    cdef floating** s1 = <floating**>c.s1
+    cdef floating** s2 = <floating**>c.s2
+    cdef floating* no_state = NULL
+    cdef double* wbound = c.bounds + B_PARAM * L
+    cdef double* bbound = c.bounds + B_PARAM * L + L
+    cdef double* grad_w = c.bounds + B_GRAD * L
+    cdef double* grad_b = c.bounds + B_GRAD * L + L
+    cdef floating* Yb
+    cdef floating* Z1 = zp[0]
+    cdef const floating* P0 = <floating*>c.P
+    cdef const floating* P1 = P0 + c.p_stride
+    cdef const floating* b1 = <const floating*>net.b[0]
+    cdef const floating* a_prev
+    cdef Py_ssize_t i, j, r
+    cdef double cost, step_size = 0
+    cdef bint ok, fused_ok, proven
+    c.fused_w1 = False
+    if c.order != NULL:
+        Yb = <floating*>c.Yb
+        for i in range(nb):
+            r = c.order[pos + i]
+            memcpy(Yb + i * m, Y + r * m, m * sizeof(floating))
+        for i in range(pos + nb, min(pos + nb + c.batch, c.last)):
+            prefetch(<const char*>(Y + c.order[i] * m))
+    else:
+        Yb = <floating*>(Y + pos * m)
+    if c.blocks == 2:
+        for i in range(nb):
+            for j in range(n1):
+                Z1[i * n1 + j] = (b1[j] + P0[i * n1 + j]) + P1[i * n1 + j]
+    activate(net.act[0], nb, n1, Z1, ap[0])
+    for l in range(1, L):
+        layer_forward(nb, net.sizes[l], net.sizes[l + 1], ap[l - 1],
+                      <const floating*>net.W[l], <const floating*>net.b[l], zp[l])
+        activate(net.act[l], nb, net.sizes[l + 1], zp[l], ap[l])
+    cost = cost_and_delta(net.act[L - 1], net.cost, nb, m, zp[L - 1], ap[L - 1], Yb,
+                          Ds[L - 1], <floating>(1.0 / nb))
+    if not _finite(cost):
+        c.status = 1
+        return
+    layer_deltas(net, nb, ap, Ds)
+
+    fused_ok = False
+    if c.plain_sgd:
+        # Can W - lr * D^T A overflow?
+        gradient_bounds(net, nb, Ds, ap, c.x_absmax, c.bounds)
+        fused_ok = True
+        for l in range(L):
+            if not (grad_w[l] < c.limit and grad_b[l] < c.limit
+                    and c.decay * wbound[l] + o.lr * grad_w[l] < c.limit
+                    and bbound[l] + o.lr * grad_b[l] < c.limit):
+                fused_ok = False
+        if fused_ok:
             for l in range(L):
                 n_in = net.sizes[l]
                 n_out = net.sizes[l + 1]
-                a_prev = Xb if l == 0 else ap[l - 1]
-                gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>1, Ds[l], n_out, a_prev,
-                     n_in, <floating>0, dW[l], n_in)
+                if l > 0:       # W^1's update is done by the owners of its column blocks
+                    gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>(-o.lr), Ds[l], n_out,
+                         ap[l - 1], n_in, <floating>1, <floating*>net.W[l], n_in)
                 column_sums(nb, n_out, Ds[l], db[l])
-            proven = False
-            if tracked:
-                if o.kind == ADAM:
-                    step_size = o.lr / (1 - pow(o.beta1, <double>(t + 1)))
-                gradient_bounds(net, nb, Ds, ap, x_absmax, ws.bounds)
-                proven = (_finite(<floating>step_size)
-                          and next_bounds(o, L, ws.bounds, step_size, <floating>o.eps, limit,
-                                          False))
-                if proven:
-                    next_bounds(o, L, ws.bounds, step_size, <floating>o.eps, limit, True)
-                else:
-                    tracked = False     # checked steps from here to the end of this call
-            if not proven:
-                ws.checked_steps += 1
-                ok = True
-                for l in range(L):
-                    ok = ok and update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l],
-                                             <floating*>net.W[l], dW[l],
-                                             s1[l] if s1 != NULL else no_state,
-                                             s2[l] if s2 != NULL else no_state, o.l2, t + 1, False)
-                    ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
-                                             s1[L + l] if s1 != NULL else no_state,
-                                             s2[L + l] if s2 != NULL else no_state, 0.0, t + 1,
-                                             False)
-                if not ok:
-                    return 2
-            for l in range(L):
-                update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
-                             s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
-                             o.l2, t + 1, True)
-                update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
-                             s1[L + l] if s1 != NULL else no_state,
-                             s2[L + l] if s2 != NULL else no_state, 0.0, t + 1, True)
-            if plain_sgd:
-                exact_bounds(net, ws.bounds, s1, s2)
-        t += 1
-        pos += nb
-        ws.steps_done += 1
-        ws.loss_sum += c
-        if ws.steps_done % SIGNAL_EVERY == 0:
-            _check_signals()
-    return 0
+                for j in range(n_out):
+                    (<floating*>net.b[l])[j] -= <floating>o.lr * db[l][j]
+                wbound[l] = c.decay * wbound[l] + o.lr * grad_w[l]
+                bbound[l] = bbound[l] + o.lr * grad_b[l]
+            c.fused_w1 = True
 
+    if not fused_ok:
+        for l in range(L):
+            n_in = net.sizes[l]
+            n_out = net.sizes[l + 1]
+            a_prev = Xb if l == 0 else ap[l - 1]
+            gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>1, Ds[l], n_out, a_prev,
+                 n_in, <floating>0, dW[l], n_in)
+            column_sums(nb, n_out, Ds[l], db[l])
+        proven = False
+        if c.tracked:
+            if o.kind == ADAM:
+                step_size = o.lr / (1 - pow(o.beta1, <double>(c.t + 1)))
+            gradient_bounds(net, nb, Ds, ap, c.x_absmax, c.bounds)
+            proven = (_finite(<floating>step_size)
+                      and next_bounds(o, L, c.bounds, step_size, <floating>o.eps, c.limit, False))
+            if proven:
+                next_bounds(o, L, c.bounds, step_size, <floating>o.eps, c.limit, True)
+            else:
+                c.tracked = False     # checked steps from here to the end of this call
+        if not proven:
+            c.checked_steps += 1
+            ok = True
+            for l in range(L):
+                ok = ok and update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l],
+                                         <floating*>net.W[l], dW[l],
+                                         s1[l] if s1 != NULL else no_state,
+                                         s2[l] if s2 != NULL else no_state, o.l2, c.t + 1, False)
+                ok = ok and update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                                         s1[L + l] if s1 != NULL else no_state,
+                                         s2[L + l] if s2 != NULL else no_state, 0.0, c.t + 1,
+                                         False)
+            if not ok:
+                c.status = 2
+                return
+        for l in range(L):
+            update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
+                         s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
+                         o.l2, c.t + 1, True)
+            update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
+                         s1[L + l] if s1 != NULL else no_state,
+                         s2[L + l] if s2 != NULL else no_state, 0.0, c.t + 1, True)
+        if c.plain_sgd:
+            exact_bounds(net, c.bounds, s1, s2)
+    c.t += 1
+    c.steps_done += 1
+    c.loss_sum += cost
+    if c.steps_done % SIGNAL_EVERY == 0:
+        c.interrupted = _poll_signals() != 0
+        c.solo = active_trains() > 1

@@ -7,7 +7,8 @@ import zipfile
 
 import numpy as np
 
-from fastbp.network import FORMAT, FORMAT_VERSION, _layout  # network imports this module lazily
+from fastbp.network import (  # network imports this module lazily
+    FORMAT, FORMAT_VERSION, _layout, _parameter_array)
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # what np.load takes for an .npz archive
 
@@ -129,6 +130,5 @@ def _read_archive(cls, path, zf):
         a = _array(zf, members[key])
         if not np.isfinite(a).all():
             raise _fail(path, f"{key} contains NaN or infinity")
-        (net.weights if key[0] == "W" else net.biases).append(
-            np.ascontiguousarray(a, dtype=net.dtype))
+        (net.weights if key[0] == "W" else net.biases).append(_parameter_array(a, net.dtype))
     return net
