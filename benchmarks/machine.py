@@ -66,7 +66,8 @@ def _owner(filepath):
     for marker, owner in (("/numpy.libs/", "numpy"), ("/numpy/", "numpy"),
                           ("/scipy.libs/", "scipy"), ("/scipy/", "scipy"),
                           ("/torch/lib/", "torch"), ("/torch.libs/", "torch"),
-                          ("/scikit_learn.libs/", "sklearn"), ("/sklearn/", "sklearn")):
+                          ("/scikit_learn.libs/", "sklearn"), ("/sklearn/", "sklearn"),
+                          ("/fastbp.libs/", "fastbp")):
         if marker in p:
             return owner
     return "system"

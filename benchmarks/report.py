@@ -138,7 +138,8 @@ def table(record):
            f"versions: python {v['python']}, numpy {v['numpy']}, scipy {v['scipy']}, fastbp {v['fastbp']}, "
            f"torch {v['torch']}, scikit-learn {v['sklearn']}",
            f"BLAS: {blas or 'unknown'} (fastbp calls scipy's BLAS through cython_blas)",
-           f"fastbp default threads: scipy BLAS {record['fastbp_default_blas_threads']}; "
+           f"fastbp default threads: scipy BLAS {record['fastbp_default_blas_threads']}, "
+           f"OpenMP {record.get('fastbp_default_openmp_threads', '?')}; "
            f"repeats {record['repeats']}, interleaved, {record['config'].get('settle', 0):g} s idle "
            "before each timed run; times are per epoch (training) or per call",
            "thr: threads ('default' = the library's own); * = the peer's best of the thread counts "

@@ -156,6 +156,12 @@ class Suite:
             return [None, 1] if self.cores > 1 else [None]
         return [1, self.cores] if self.cores > 1 else [1]
 
+    def fastbp_openmp_threads(self):
+        """How many OpenMP threads fastbp's training loop may use (plain SGD's
+        split first layer); 1 when fastbp was built without OpenMP."""
+        from fastbp import _core
+        return _core.openmp_threads()
+
     def fastbp_default_threads(self):
         """How many BLAS threads fastbp uses by default (scipy's BLAS, via cython_blas)."""
         libs = machine.blas_libraries().get("libraries", [])
@@ -239,6 +245,7 @@ class Suite:
                   "threads": args.threads, "dtypes": args.dtype_list, "workloads": args.groups,
                   "config": cfg.__dict__.copy(),
                   "fastbp_default_blas_threads": self.fastbp_default_threads(),
+                  "fastbp_default_openmp_threads": self.fastbp_openmp_threads(),
                   "thread_settings": {p: self.peer_threads(p) for p in peers.PEER_ORDER},
                   "peers_available": {p: (why or "yes") for p, why in self.available.items()},
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}

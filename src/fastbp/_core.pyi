@@ -46,6 +46,9 @@ def finite(x: npt.NDArray[Any]) -> bool:
 def absmax_of(x: npt.NDArray[Any]) -> float:
     """An upper bound on max |x| (inf or NaN if any element is not finite)."""
 
+def openmp_threads() -> int:
+    """OpenMP threads a training loop may start now; 1 without OpenMP."""
+
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
 

@@ -70,6 +70,12 @@ cdef extern from *:
     int omp_num_threads "fastbp_num_threads"() noexcept nogil
     void barrier "fastbp_barrier"() noexcept nogil
 
+def openmp_threads():
+    """How many OpenMP threads a training loop here may start now (OMP_NUM_THREADS,
+    threadpoolctl); 1 when the core was built without OpenMP."""
+    return max_threads()
+
+
 cdef extern from "Python.h":
     # Without Cython's `except -1`: _poll_signals leaves the exception set for
     # _train_steps to return with.
