@@ -1188,7 +1188,8 @@ def test_two_trainers_in_two_threads_match_sequential_training(sizes, optimizer)
 
 # Plain SGD splits a first layer of at least 64 inputs and 8192 weights in two
 # column blocks (48 and 52 inputs here) and runs the blocks on two OpenMP threads
-# when a batch's products are small (batch x weights <= 2^19: batches up to 63 here).
+# when a batch's products are small (batch x the larger block's weights <= 2^18:
+# batches up to 60 here).
 SPLIT_SIZES = (100, 83, 7, 3)
 SPLIT_LAYOUTS = LAYOUTS + [("sigmoid", "sigmoid", "quadratic")]
 
@@ -1257,7 +1258,7 @@ def test_split_first_layer_is_bit_identical_on_one_and_two_threads(batch, dtype)
 
 
 def test_split_first_layer_with_large_batches_runs_on_one_thread():
-    """Products beyond 2^19 multiply-adds are OpenBLAS's to thread."""
+    """Partial products beyond 2^18 multiply-adds are OpenBLAS's to thread."""
     net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
     ws, status = split_run(net, *make_data(net, 200), 64)
     assert status == 0 and ws.threads == 1
@@ -1292,6 +1293,67 @@ def test_split_first_layer_divergence_keeps_the_last_finite_parameters():
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
     net2, tr2 = replay_steps(net0, X, Y, fastbp.SGD(lr=1e30), 5, k)
     assert snapshot(net2) == snapshot(net)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.005])
+def test_a_fit_that_another_fit_joins_goes_on_alone_with_the_same_bits(delay):
+    """The first fit starts two threads; when a second fit starts during one of
+    its core calls, it goes on with one thread (both threads finish their step
+    first); both get the bits of sequential training."""
+    require_two_threads()
+    nets = [make_net(SPLIT_LAYOUTS[2], seed=s, sizes=SPLIT_SIZES) for s in (1, 2)]
+    copies = [n.copy() for n in nets]
+    data = [make_data(nets[0], 20000, seed=5), make_data(nets[1], 3000, seed=6)]
+    epochs = [3, 2]
+    errors = []
+
+    def first():
+        try:
+            fastbp.Trainer(nets[0], fastbp.SGD(lr=0.1), batch_size=10, seed=0).fit(
+                *data[0], epochs=epochs[0])
+        except BaseException as e:       # pragma: no cover
+            errors.append(e)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(delay)
+    fastbp.Trainer(nets[1], fastbp.SGD(lr=0.1), batch_size=10, seed=1).fit(
+        *data[1], epochs=epochs[1])
+    thread.join(timeout=120)
+    assert not errors, errors
+    for i, net in enumerate(copies):
+        fastbp.Trainer(net, fastbp.SGD(lr=0.1), batch_size=10, seed=i).fit(*data[i], epochs=epochs[i])
+        assert snapshot(net) == snapshot(nets[i])
+
+
+FORK_AFTER_TORCH = """
+import os, sys
+import numpy as np
+import torch
+torch.set_num_threads(2)
+torch.ones(512, 512) @ torch.ones(512, 512)      # a parallel region in the parent
+import fastbp
+X = np.random.default_rng(0).normal(size=(300, 100))
+Y = np.eye(3)[np.arange(300) % 3]
+pid = os.fork()
+if pid == 0:
+    net = fastbp.Network([100, 83, 3], seed=0)
+    fastbp.Trainer(net, fastbp.SGD(lr=0.1), batch_size=10).fit(X, Y, epochs=2)
+    os._exit(0 if np.isfinite(net.weights[0]).all() else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_after_another_library_used_openmp_trains():
+    """torch's libgomp.so.1, loaded first, serves fastbp too: a child forked
+    after torch ran a parallel region must not start OpenMP threads either."""
+    pytest.importorskip("torch")
+    import subprocess
+    proc = subprocess.run([sys.executable, "-c", FORK_AFTER_TORCH], timeout=120,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def _forked_child_fit(sizes, want, conn):

@@ -119,11 +119,11 @@ cdef enum:
     # that a step computes the same with any batch size and thread count),
     # and runs them on two threads when the batch's products are small:
     # big enough for a thread each to pay for two barriers a step, at most
-    # SPLIT_MAX_WORK multiply-adds so that OpenBLAS runs each half product
-    # on the calling thread (it threads products of more than 2^18 itself).
+    # SPLIT_MAX_WORK multiply-adds per block so that OpenBLAS runs each
+    # partial product on the calling thread (it threads larger ones itself).
     SPLIT_MIN_INPUTS = 64
     SPLIT_MIN_WEIGHTS = 8192
-    SPLIT_MAX_WORK = 1 << 19
+    SPLIT_MAX_WORK = 1 << 18
 
 cdef double LEAKY_SLOPE = 0.01
 
@@ -962,12 +962,11 @@ cdef class Kernel:
         ws.threads = 0
         ws.checked_steps = 0
         ws.loss_sum = 0
-        global _active_trains, _omp_used
+        global _active_trains
         # A second thread (for plain SGD's split first layer) when OpenMP may
         # use one (OMP_NUM_THREADS, threadpoolctl) and no other training call
         # is running, which would want the other core.
         threads = max_threads() if _active_trains == 0 and not _omp_forked else 1
-        _omp_used = _omp_used or threads > 1
         _active_trains += 1
         try:
             refs = self._params(weights, biases, &net, pp, True)
@@ -1232,14 +1231,15 @@ cdef int _poll_signals() noexcept nogil:
 cdef int _active_trains = 0
 
 # GNU OpenMP cannot start threads again in a child forked after it ran a
-# parallel region (the child hangs), so such a child trains on one thread,
-# with the same results. (_omp_used is set with the GIL held.)
-cdef bint _omp_used = False
+# parallel region (the child hangs), and the parent may have run one through
+# another library sharing the runtime (torch's libgomp.so.1 serves fastbp too
+# when torch is imported first), so a forked child trains on one thread, with
+# the same results.
 cdef bint _omp_forked = False
 
 def _after_fork_in_child():
     global _omp_forked, _active_trains
-    _omp_forked = _omp_forked or _omp_used
+    _omp_forked = True
     _active_trains = 0      # the calls that were running belong to the parent
 
 import os as _os_fork
@@ -1512,7 +1512,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
         c.cut = <int>(n_in // 2)
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
-    if c.blocks == 2 and threads > 1 and <double>batch * n_in * n_out <= SPLIT_MAX_WORK:
+    # (the second block is the larger: the cut rounds down)
+    if c.blocks == 2 and threads > 1 and <double>batch * (n_in - c.cut) * n_out <= SPLIT_MAX_WORK:
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
     else:
@@ -1586,6 +1587,9 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             break
         pos += nb
         if c.solo and n_threads > 1:
+            # Both threads' updates of this step are done before thread 0
+            # gathers into Xb and multiplies by W^1 again.
+            barrier()
             if tid != 0:
                 break
             n_threads = 1
