@@ -1141,7 +1141,7 @@ cdef class Workspace:
     per `fit` (or `step`) and reused for every mini-batch.
 
     `steps_done` and `loss_sum` record the progress of the last `Kernel.train`
-    call as it goes, so they are right even when Ctrl-C interrupts it;
+    call, also when Ctrl-C interrupts it;
     `checked_steps` counts its steps whose update was not proven finite in
     advance and took the checked path, and `threads` is how many threads it
     started (two only for a split first layer; see _train_steps).
@@ -1404,7 +1404,7 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 
 
 # One Kernel.train call, shared by the threads that run it (see _train_steps).
-# Fields below `blocks` are written only by thread 0, between barriers.
+# The fields from `t` on are written only by thread 0, between barriers.
 cdef struct Train:
     const Net* net
     const OptConf* o
@@ -1465,7 +1465,6 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     two, so the results are bit-identical whatever the thread count.
     """
     cdef Train c
-    cdef int l
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[1]
     c.net = net
     c.o = o
@@ -1506,10 +1505,9 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.blocks = 2 if c.plain_sgd and n_in >= SPLIT_MIN_INPUTS and n_in * n_out >= SPLIT_MIN_WEIGHTS else 1
     # The cut is a whole number of cache lines into each row, so where the rows
     # are too (784 inputs) and W^1 starts on one (as Network allocates it), the
-    # two threads never write to the same line of W^1 or of Xb.
+    # two threads never write to the same line of W^1 or of Xb. (With at least
+    # SPLIT_MIN_INPUTS inputs it is at least 16.)
     c.cut = <int>((n_in // 2) // (64 // sizeof(floating)) * (64 // sizeof(floating)))
-    if c.cut == 0:
-        c.cut = <int>(n_in // 2)
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
     # (the second block is the larger: the cut rounds down)
@@ -1601,7 +1599,7 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     product and (on the fused path) its weight update."""
     cdef const Net* net = c.net
     cdef const OptConf* o = c.o
-    cdef int L = net.L, l, n0 = net.sizes[0], n1 = net.sizes[1], m = net.sizes[net.L]
+    cdef int L = net.L, l, n1 = net.sizes[1], m = net.sizes[net.L]
     cdef int n_in, n_out
     cdef floating** ap = <floating**>c.ptrs
     cdef floating** zp = ap + L
