@@ -44,11 +44,17 @@ def test_compiled_module_lives_in_the_package(module):
     assert isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader)
 
 
+def _recorded_files():
+    """The distribution's recorded files by path; without fastbp/__init__.py
+    for an editable install."""
+    dist = importlib.metadata.distribution("fastbp")
+    return dist, {str(f).replace("\\", "/"): f for f in dist.files or ()}
+
+
 def test_installed_files_are_the_imported_ones():
     """When fastbp is installed from a wheel (not editable), the package files
     the distribution records are exactly the modules Python imported."""
-    dist = importlib.metadata.distribution("fastbp")
-    recorded = {str(f).replace("\\", "/"): f for f in dist.files or ()}
+    dist, recorded = _recorded_files()
     if "fastbp/__init__.py" not in recorded:
         pytest.skip("editable install: the package files are not recorded in the metadata")
     for module in [fastbp, *COMPILED]:
@@ -163,6 +169,10 @@ def test_stubs_match_the_compiled_modules(tmp_path, monkeypatch):
     a def added to or changed in a .pyx must be mirrored in its .pyi."""
     pytest.importorskip("mypy.api")
     from mypy import stubtest
+    if "fastbp/__init__.py" not in _recorded_files()[1]:
+        # mypy cannot follow setuptools' editable finder, and stubtest then
+        # compares nothing and passes; .ci/run runs this on installed packages.
+        pytest.skip("editable install: stubtest cannot find the package")
 
     monkeypatch.chdir(tmp_path)  # stubtest writes its cache to ./.mypy_cache
 

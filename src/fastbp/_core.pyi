@@ -19,7 +19,7 @@ _Array = npt.NDArray[Any]  # float32 or float64, the kernel's dtype
 _Params = list[_Array]
 
 __all__ = ["BUILD", "Activation", "Cost", "Kernel", "Optimizer", "Workspace", "absmax_of",
-           "finite"]
+           "finite", "openmp_threads"]
 
 BUILD: str  # "base" or "avx2"
 
