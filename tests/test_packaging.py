@@ -45,18 +45,22 @@ def test_compiled_module_lives_in_the_package(module):
 
 
 def _recorded_files():
-    """The distribution's recorded files by path; without fastbp/__init__.py
-    for an editable install."""
+    """The distribution and its recorded files by path."""
     dist = importlib.metadata.distribution("fastbp")
     return dist, {str(f).replace("\\", "/"): f for f in dist.files or ()}
+
+
+def _editable():
+    """An editable install records no package files."""
+    return "fastbp/__init__.py" not in _recorded_files()[1]
 
 
 def test_installed_files_are_the_imported_ones():
     """When fastbp is installed from a wheel (not editable), the package files
     the distribution records are exactly the modules Python imported."""
-    dist, recorded = _recorded_files()
-    if "fastbp/__init__.py" not in recorded:
+    if _editable():
         pytest.skip("editable install: the package files are not recorded in the metadata")
+    dist, recorded = _recorded_files()
     for module in [fastbp, *COMPILED]:
         name = "fastbp/" + Path(module.__file__).name      # all of them sit in fastbp/
         assert name in recorded, f"{name} is not a file of the installed distribution"
@@ -169,7 +173,7 @@ def test_stubs_match_the_compiled_modules(tmp_path, monkeypatch):
     a def added to or changed in a .pyx must be mirrored in its .pyi."""
     pytest.importorskip("mypy.api")
     from mypy import stubtest
-    if "fastbp/__init__.py" not in _recorded_files()[1]:
+    if _editable():
         # mypy cannot follow setuptools' editable finder, and stubtest then
         # compares nothing and passes; .ci/run runs this on installed packages.
         pytest.skip("editable install: stubtest cannot find the package")

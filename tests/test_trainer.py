@@ -167,13 +167,13 @@ def test_adam_on_the_checked_path_equals_reference(dtype, eps):
     assert hist.loss == pytest.approx(want, rel=rtol)
 
 
-def _one_call(net, optimizer, X, Y, batch):
-    """Every mini-batch of (X, Y) in one core call; returns the Workspace (its
-    steps_done and checked_steps) and the status."""
+def _one_call(net, optimizer, X, Y, batch, order=None, x_absmax=None):
+    """Every mini-batch of (X, Y) (in `order`, or in order) in one core call;
+    returns the Workspace (its steps_done, checked_steps, threads) and the status."""
     tr = fastbp.Trainer(net, optimizer, batch_size=batch, shuffle=False)
     ws = _core.Workspace(net._kernel, batch)
-    tr._x_absmax = _core.absmax_of(X)
-    status = tr._run(X, Y, None, 0, X.shape[0], batch, ws)
+    tr._x_absmax = _core.absmax_of(X) if x_absmax is None else x_absmax
+    status = tr._run(X, Y, order, 0, X.shape[0], batch, ws)
     return ws, status
 
 
@@ -1203,12 +1203,8 @@ def omp_threads(n):
 def split_run(net, X, Y, batch, lr=0.5, x_absmax=None):
     """Every mini-batch of (X, Y) in one core call with plain SGD, shuffled by a
     fixed permutation; returns the Workspace and the status."""
-    tr = fastbp.Trainer(net, fastbp.SGD(lr=lr), batch_size=batch)
-    ws = _core.Workspace(net._kernel, batch)
-    tr._x_absmax = _core.absmax_of(X) if x_absmax is None else x_absmax
     order = np.random.default_rng(7).permutation(X.shape[0]).astype(np.int64)
-    status = tr._run(X, Y, order, 0, X.shape[0], batch, ws)
-    return ws, status
+    return _one_call(net, fastbp.SGD(lr=lr), X, Y, batch, order, x_absmax)
 
 
 def require_two_threads():

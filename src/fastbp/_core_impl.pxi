@@ -1525,6 +1525,11 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     return c.status
 
 
+cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
+    """The first layer's input columns [k0, k1) of column block `blk`."""
+    return (0 if blk == 0 else c.cut), (c.net.sizes[0] if blk == c.blocks - 1 else c.cut)
+
+
 cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
     """One thread's part of _train_steps: the steps, with thread 0 doing all
     but the first layer's blocks owned by other threads."""
@@ -1548,8 +1553,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         # The forward product of this thread's column blocks of the first layer.
         blk = tid
         while blk < c.blocks:
-            k0 = 0 if blk == 0 else c.cut
-            k1 = n0 if blk == c.blocks - 1 else c.cut
+            k0, k1 = block_columns(c, blk)
             if c.order != NULL:
                 for i in range(nb):
                     r = c.order[pos + i]
@@ -1576,8 +1580,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         if c.fused_w1:      # W^1 -= lr D^1^T X, block by block
             blk = tid
             while blk < c.blocks:
-                k0 = 0 if blk == 0 else c.cut
-                k1 = n0 if blk == c.blocks - 1 else c.cut
+                k0, k1 = block_columns(c, blk)
                 gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, <floating>(-c.o.lr), Ds[0], n1,
                      Xb + k0, n0, <floating>1, W1 + k0, n0)
                 blk += n_threads
