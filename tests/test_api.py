@@ -701,3 +701,31 @@ def test_core_absmax_bound(dtype):
                 x = np.ones(size, dtype)
                 x[where] = bad
                 assert not np.isfinite(_core.absmax_of(x))
+
+
+def _core_modules():
+    """The core builds this machine can run (the baseline, and the AVX2 one)."""
+    from fastbp import _core, _cpu
+    mods = [_core]
+    try:
+        from fastbp import _core_avx2
+    except ImportError:
+        return mods
+    return mods + [_core_avx2] if _cpu.has_avx2() else mods
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_absmax_finds_the_largest_and_non_finite_values_anywhere(dtype):
+    """Each position of each of the four streams and of the tail, in both
+    builds (the trainer checks every batch of X with it)."""
+    exact = np.dtype(dtype) == np.float32
+    for mod in _core_modules():
+        for size in range(1, 41):
+            for where in range(size):
+                x = np.full(size, -0.5, dtype)
+                x[where] = -1000.25
+                bound = mod.absmax_of(x)
+                assert bound == 1000.25 if exact else 1000.25 <= bound <= 1000.25 * (1 + 2.0 ** -20)
+                for bad in (np.nan, -np.inf):
+                    x[where] = bad
+                    assert not np.isfinite(mod.absmax_of(x)), (mod.__name__, size, where, bad)

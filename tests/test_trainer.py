@@ -167,12 +167,13 @@ def test_adam_on_the_checked_path_equals_reference(dtype, eps):
     assert hist.loss == pytest.approx(want, rel=rtol)
 
 
-def _one_call(net, optimizer, X, Y, batch, order=None, x_absmax=None):
+def _one_call(net, optimizer, X, Y, batch, order=None, x_bound=0.0):
     """Every mini-batch of (X, Y) (in `order`, or in order) in one core call;
-    returns the Workspace (its steps_done, checked_steps, threads) and the status."""
+    returns the Workspace (its steps_done, checked_steps, threads) and the status.
+    x_bound=inf sends every step down the checked path."""
     tr = fastbp.Trainer(net, optimizer, batch_size=batch, shuffle=False)
     ws = _core.Workspace(net._kernel, batch)
-    tr._x_absmax = _core.absmax_of(X) if x_absmax is None else x_absmax
+    tr._x_bound = x_bound
     status = tr._run(X, Y, order, 0, X.shape[0], batch, ws)
     return ws, status
 
@@ -211,14 +212,14 @@ def test_proven_and_checked_updates_are_bit_identical(opt_id, optimizer, spec, l
     two-pass update compute the same rule, bit for bit; an infinite bound on |X|
     proves nothing, so every step takes the checked path."""
     results = []
-    for x_absmax in (None, np.inf):
+    for x_bound in (0.0, np.inf):
         net = make_net(LAYOUTS[1], dtype)
         X, Y = make_data(net, 40)
         tr = fastbp.Trainer(net, optimizer, batch_size=8, l2=l2, shuffle=False)
         ws = _core.Workspace(net._kernel, 8)
-        tr._x_absmax = _core.absmax_of(X) if x_absmax is None else x_absmax
+        tr._x_bound = x_bound
         assert tr._run(X, Y, None, 0, 40, 8, ws) == 0
-        assert ws.checked_steps == (0 if x_absmax is None else 5)
+        assert ws.checked_steps == (0 if x_bound == 0 else 5)
         results.append((snapshot(net), opt_state(tr)))
     assert results[0] == results[1]
 
@@ -241,7 +242,6 @@ def test_a_workspace_works_only_with_the_kernel_it_was_sized_for():
     big = make_net(sizes=(5, 700, 6, 3))
     X, Y = make_data(big, 8)
     tr = fastbp.Trainer(big, batch_size=8, shuffle=False)
-    tr._x_absmax = _core.absmax_of(X)
     with pytest.raises(ValueError, match="workspace was made for another network"):
         tr._run(X, Y, None, 0, 8, 8, _core.Workspace(small._kernel, 8))
 
@@ -1200,11 +1200,11 @@ def omp_threads(n):
     return threadpoolctl.threadpool_limits(n, user_api="openmp")
 
 
-def split_run(net, X, Y, batch, lr=0.5, x_absmax=None):
+def split_run(net, X, Y, batch, lr=0.5, x_bound=0.0):
     """Every mini-batch of (X, Y) in one core call with plain SGD, shuffled by a
     fixed permutation; returns the Workspace and the status."""
     order = np.random.default_rng(7).permutation(X.shape[0]).astype(np.int64)
-    return _one_call(net, fastbp.SGD(lr=lr), X, Y, batch, order, x_absmax)
+    return _one_call(net, fastbp.SGD(lr=lr), X, Y, batch, order, x_bound)
 
 
 def require_two_threads():
@@ -1265,12 +1265,12 @@ def test_split_first_layer_proven_and_checked_updates_are_bit_identical(dtype):
     """An infinite bound on |X| proves nothing: every step takes the checked path,
     which thread 0 runs alone (the whole of W^1 too) between the barriers."""
     results = []
-    for x_absmax in (None, np.inf):
+    for x_bound in (0.0, np.inf):
         net = make_net(SPLIT_LAYOUTS[1], dtype, sizes=SPLIT_SIZES)
         X, Y = make_data(net, 95)
-        ws, status = split_run(net, X, Y, 10, x_absmax=x_absmax)
+        ws, status = split_run(net, X, Y, 10, x_bound=x_bound)
         assert status == 0
-        assert ws.checked_steps == (0 if x_absmax is None else 10)
+        assert ws.checked_steps == (0 if x_bound == 0 else 10)
         results.append((snapshot(net), ws.loss_sum))
     assert results[0] == results[1]
 
@@ -1535,6 +1535,138 @@ def test_repeated_fits_do_not_grow_memory():
     # One batch of buffers is about 15 kB; anything kept per step or per fit would
     # add tens of MB here.
     assert grown < 8 * 2 ** 20, grown
+
+
+# -- X checked batch by batch, and an epoch undone ---------------------------------------
+
+@pytest.fixture(params=["rollback", "up-front"])
+def x_check(request, monkeypatch):
+    """Both ways fit checks X: batch by batch in the core, undoing the epoch that
+    finds a bad row (for networks small next to X), or in one pass before training."""
+    monkeypatch.setattr(fastbp.trainer, "_ROLLBACK_SHARE", np.inf if request.param == "rollback"
+                        else 0.0)
+    return request.param
+
+
+def _x_passes(monkeypatch):
+    """Record what the trainer's whole-array finiteness pass is run on."""
+    seen = []
+    real = fastbp.trainer._finite_absmax
+
+    def spy(X, what):
+        seen.append(what)
+        return real(X, what)
+
+    monkeypatch.setattr(fastbp.trainer, "_finite_absmax", spy)
+    return seen
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+@pytest.mark.parametrize("row", [0, 37, 94])       # the first batch, a middle one, the last (odd) one
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffled", "in-order"])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_bad_x_found_by_the_core_changes_nothing(opt_id, optimizer, spec, shuffle, row, bad,
+                                                 x_check):
+    """NaN or infinity anywhere in X is a ValueError naming the row; whichever way
+    fit found it, parameters, optimizer state, step count, history and the
+    generator are as before (the next fit matches an untouched twin's)."""
+    def trained():
+        net = make_net(LAYOUTS[1])
+        tr = fastbp.Trainer(net, optimizer, batch_size=10, shuffle=shuffle, seed=3)
+        tr.fit(*make_data(net, 30, seed=4), epochs=1)
+        return net, tr
+
+    net, tr = trained()
+    X, Y = make_data(net, 95)
+    Xbad = X.copy()
+    Xbad[row, row % 5] = bad
+    before, state, hist = snapshot(net), opt_state(tr), tr.history
+    with pytest.raises(ValueError, match=rf"^X contains NaN or infinity \(row {row}\); "):
+        tr.fit(Xbad, Y, epochs=2)
+    assert snapshot(net) == before
+    assert opt_state(tr) == state
+    assert tr.history is hist
+    twin, ttwin = trained()
+    tr.fit(X, Y, epochs=2)
+    ttwin.fit(X, Y, epochs=2)
+    assert snapshot(net) == snapshot(twin)
+    assert opt_state(tr) == opt_state(ttwin)
+
+
+def test_fit_spends_no_pass_over_x_on_a_network_small_next_to_it(monkeypatch):
+    """The 1/32 rule: the core checks X as it gathers it; a network whose
+    parameters and state are not small next to X gets the up-front pass (and
+    so does epochs=0, which trains nothing)."""
+    seen = _x_passes(monkeypatch)
+    net = make_net(LAYOUTS[1])                          # 3 * 86 float64 with Adam's state
+    tr = fastbp.Trainer(net, fastbp.Adam(lr=0.01), batch_size=10)
+    X, Y = make_data(net, 3000)                         # 120 kB of X
+    tr.fit(X, Y, epochs=2, validation_data=(X[:5], Y[:5]))
+    assert seen == ["the validation X"]
+    tr.fit(X, Y, epochs=0)
+    assert seen[1:] == ["X"]
+    tr.fit(X[:100], Y[:100], epochs=1)                  # 4 kB: a copy is more than 1/32 of it
+    assert seen[2:] == ["X"]
+    Xbad = X.copy()
+    Xbad[2999, 4] = np.inf
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinity \(row 2999\)"):
+        tr.fit(Xbad, Y, epochs=1)
+    assert seen[3:] == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("column", [0, 47, 48, 99])   # both sides of the split at 48 (float32: 32)
+def test_bad_x_in_either_block_of_the_split_first_layer(column, dtype, x_check):
+    """Each thread checks its own columns of the split first layer; thread 0
+    acts on both blocks' findings before anything is written."""
+    net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.5), batch_size=10, seed=2)
+    X, Y = make_data(net, 95)
+    X[61, column] = np.nan
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinity \(row 61\)"):
+        tr.fit(X, Y, epochs=1)
+    assert snapshot(net) == before and tr.steps == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("sizes", [(5, 7, 6, 3), SPLIT_SIZES], ids=["small", "split"])
+def test_the_core_stops_before_a_batch_with_bad_x(sizes, dtype):
+    """Kernel.train itself returns 3 at the first batch holding NaN/inf, with the
+    earlier batches trained exactly as without it."""
+    net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=sizes)
+    twin = net.copy()
+    X, Y = make_data(net, 57)
+    Xbad = X.copy()
+    Xbad[33, sizes[0] - 1] = np.inf                     # batch 3 of 10 rows
+    ws, status = _one_call(net, fastbp.SGD(lr=0.5), Xbad, Y, 10)
+    assert status == 3 and ws.steps_done == 3
+    _one_call(twin, fastbp.SGD(lr=0.5), X[:30], Y[:30], 10)
+    assert snapshot(net) == snapshot(twin)
+
+
+def test_x_poisoned_by_a_callback_undoes_only_the_next_epoch(monkeypatch):
+    """With rollback, the epoch after the callback finds the bad row and is
+    undone; the history and the network keep the epochs before it."""
+    monkeypatch.setattr(fastbp.trainer, "_ROLLBACK_SHARE", np.inf)
+    net = make_net(LAYOUTS[0])
+    twin = net.copy()
+    X, Y = make_data(net, 40)
+    Xc = X.copy()
+
+    def poison(epoch, history):
+        if epoch == 1:
+            Xc[17, 2] = np.nan
+
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=8, seed=1)
+    with pytest.raises(ValueError, match=r"^X \(as the callbacks left it\) contains NaN "
+                                         r"or infinity \(row 17\)"):
+        tr.fit(Xc, Y, epochs=4, callbacks=poison)
+    assert len(tr.history.loss) == 2
+    ttwin = fastbp.Trainer(twin, fastbp.SGD(lr=0.1, momentum=0.9), batch_size=8, seed=1)
+    ttwin.fit(X, Y, epochs=2)
+    assert snapshot(net) == snapshot(twin) and opt_state(tr) == opt_state(ttwin)
+    assert tr._rng.bit_generator.state == ttwin._rng.bit_generator.state
 
 
 # -- learning for real ------------------------------------------------------------------------------

@@ -109,9 +109,9 @@ class Kernel:
         state2: _Params,
         t: int,
         ws: Workspace,
-        x_absmax: float = ...,
+        x_bound: float = ...,
     ) -> int:
-        """Mini-batch steps over order[first:last]; 0 done, 1 cost or 2 update not finite."""
+        """Mini-batch steps over order[first:last]; 0 done, 1 cost or 2 update not finite, 3 bad X."""
 
 class Workspace:
     """Scratch memory for training steps of up to `batch` rows."""

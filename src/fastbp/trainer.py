@@ -21,7 +21,13 @@ from fastbp import _checks, _core
 from fastbp.network import Network, Seed
 from fastbp.optimizers import SGD, Adam, optimizer_from
 
-_OK, _BAD_COST, _BAD_UPDATE = 0, 1, 2
+_OK, _BAD_COST, _BAD_UPDATE, _BAD_X = 0, 1, 2, 3
+
+# fit checks X for NaN and infinity batch by batch, as the core gathers the
+# rows (no pass over X of its own), when a copy of the parameters and optimizer
+# state, kept to undo an epoch that finds a bad row, takes at most this share
+# of X's bytes; otherwise it checks all of X before training.
+_ROLLBACK_SHARE = 1 / 32
 
 
 @dataclass
@@ -180,12 +186,14 @@ class Trainer:
         before the update. Raises FloatingPointError, changing nothing, if the
         cost or the update is not finite."""
         X, Y, _ = self.network._data(X, Y)
-        x_absmax = _finite_absmax(X, "X")
+        _finite_absmax(X, "X")
         _check_parameters(self.network)
         with self._training():
             ws = _core.Workspace(self.network._kernel, X.shape[0])
-            self._x_absmax = x_absmax
             status = self._run(X, Y, None, 0, X.shape[0], X.shape[0], ws)
+            if status == _BAD_X:
+                raise _bad_rows(X, None, 0, X.shape[0], "X (changed during the step)",
+                                "; the network is unchanged")
             if status != _OK:
                 raise FloatingPointError(self._divergence(status, "this step"))
             return ws.loss_sum / X.shape[0]
@@ -213,11 +221,23 @@ class Trainer:
         epoch and step; the network keeps the parameters from before that step.
         On Ctrl-C the network is left at a completed step and the history holds
         the finished epochs.
+
+        NaN or infinity in X is a ValueError that changes nothing. When the
+        parameters and optimizer state are small next to X (a copy of them at
+        most 1/32 of X's bytes, as for the 784-16-16-10 network on 60,000
+        examples), the core checks each batch's rows as it gathers them, so
+        no pass over X is spent on it; a bad row undoes the epoch it was
+        found in (parameters, optimizer state, step count, generator, and
+        for the first epoch the previous history come back) before the error
+        is raised. Otherwise all of X is checked before training starts.
         """
         net = self.network
         X, Y, _ = net._data(X, Y)
-        x_absmax = _finite_absmax(X, "X")
         epochs = _checks.integer(epochs, "epochs", minimum=0)
+        # (epochs=0 trains nothing, so only an up-front check would see bad X)
+        rollback = epochs > 0 and self._state_bytes() <= _ROLLBACK_SHARE * X.nbytes
+        if not rollback:
+            _finite_absmax(X, "X")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -255,14 +275,26 @@ class Trainer:
         wait = 0
         with self._training():
             ws = _core.Workspace(net._kernel, min(self.batch_size, n))
-            self.history = history = History()   # only once this fit holds the network
-            self._x_absmax = x_absmax
+            previous, self.history = self.history, History()   # only once this fit holds the network
+            history = self.history
             for epoch in range(epochs):
                 if min(self.batch_size, n) > ws.batch:    # raised by a callback
                     ws = _core.Workspace(net._kernel, min(self.batch_size, n))
+                point = None                # (the last epoch's copy is freed first)
+                point = self._save_point() if rollback else None
                 order = self._rng.permutation(n).astype(np.int64) if self.shuffle else None
                 start = time.perf_counter()
-                loss_sum = self._epoch(X, Y, order, ws, epoch, progress)
+                try:
+                    loss_sum = self._epoch(X, Y, order, ws, epoch, progress)
+                except _BadRows as bad:
+                    if not rollback:    # X was checked: another thread changed it
+                        raise bad.error("X (changed during training)", "; the network keeps "
+                                        "the parameters from before that batch") from None
+                    self._roll_back(point)
+                    if epoch == 0:
+                        self.history = previous
+                    raise bad.error("X" if epoch == 0 else "X (as the callbacks left it)"
+                                    if callbacks else "X (changed during training)") from None
                 seconds = time.perf_counter() - start
                 val_loss = val_accuracy = None
                 if val is not None:
@@ -273,10 +305,10 @@ class Trainer:
                 for f in callbacks:
                     if _says_stop(f(epoch, history)):
                         stop = True
-                if callbacks and not stop and epoch + 1 < epochs:
-                    # A callback may have edited X in place: the core's overflow
-                    # proof needs a true bound on |X| (and X must still be finite).
-                    self._x_absmax = _finite_absmax(X, "X (as the callbacks left it)")
+                if callbacks and not stop and epoch + 1 < epochs and not rollback:
+                    # A callback may have edited X in place (with rollback, the
+                    # next epoch's own check undoes that epoch instead).
+                    _finite_absmax(X, "X (as the callbacks left it)")
                 if early_stopping is not None:
                     v = history.val_loss[-1]
                     if best is None or v < best[0] - early_stopping.min_delta:
@@ -310,6 +342,8 @@ class Trainer:
             for first, last in chunks:
                 status = self._run(X, Y, order, first, last, bs, ws)
                 loss_sum += ws.loss_sum
+                if status == _BAD_X:
+                    raise _BadRows(X, order, first + ws.steps_done * bs, bs)
                 if status != _OK:
                     step = self.steps - steps_before
                     raise FloatingPointError(self._divergence(status, f"epoch {epoch}, step {step}"))
@@ -331,10 +365,34 @@ class Trainer:
                 0.0 if is_adam else opt.momentum, False if is_adam else opt.nesterov,
                 opt.beta1 if is_adam else 0.0, opt.beta2 if is_adam else 0.0,
                 opt.eps if is_adam else 0.0, self.l2, self._state1, self._state2,
-                self.steps, ws, self._x_absmax)
+                self.steps, ws, self._x_bound)
         finally:
             self.steps += ws.steps_done
         return status
+
+    # A bound on |X| the core's overflow proofs use if it is larger than each
+    # batch's own (the tests set inf to send every step down the checked path).
+    _x_bound = 0.0
+
+    def _state_bytes(self):
+        """Bytes of the parameters and optimizer state (what _save_point copies)."""
+        return sum(a.nbytes for a in self._trained_arrays())
+
+    def _trained_arrays(self):
+        net = self.network
+        return net.weights + net.biases + self._state1 + self._state2
+
+    def _save_point(self):
+        """Copies of everything an epoch changes, for `_roll_back`."""
+        arrays = self._trained_arrays()
+        return arrays, [a.copy() for a in arrays], self.steps, self._rng.bit_generator.state
+
+    def _roll_back(self, point):
+        arrays, copies, steps, rng_state = point
+        for a, c in zip(arrays, copies):
+            a[...] = c
+        self.steps = steps
+        self._rng.bit_generator.state = rng_state
 
     def _divergence(self, status, where):
         what = "cost" if status == _BAD_COST else "parameter update"
@@ -373,15 +431,34 @@ def _check_parameters(net):
 
 
 def _finite_absmax(X, what):
-    """ValueError if X holds NaN or infinity; else the bound on max |X| that the
-    core's overflow proof uses (both from one pass over X). `Network._data`
-    leaves the NaN check to the core for arrays that need no conversion, and
-    `Kernel.train` skips it (to keep it out of every epoch), so the trainer
-    makes it once per call."""
-    bound = _core.absmax_of(X)
-    if not math.isfinite(bound):
-        raise ValueError(f"{what} contains NaN or infinity; expected finite values")
-    return bound
+    """ValueError if X holds NaN or infinity, in one pass over X (without a
+    temporary array). `Network._data` leaves the NaN check to the core for
+    arrays that need no conversion; `Kernel.train` checks only the rows it
+    trains on, batch by batch."""
+    if not math.isfinite(_core.absmax_of(X)):
+        raise _bad_rows(X, None, 0, X.shape[0], what)
+
+
+class _BadRows(Exception):
+    """The core found NaN or infinity in the batch at `pos` (of `order`, or of
+    the rows when order is None); `error` names the first bad row."""
+
+    def __init__(self, X, order, pos, batch):
+        super().__init__()
+        self.X, self.order, self.pos, self.batch = X, order, pos, batch
+
+    def error(self, what, more=""):
+        return _bad_rows(self.X, self.order, self.pos, self.batch, what, more)
+
+
+def _bad_rows(X, order, pos, batch, what, more=""):
+    if order is None:
+        bad = pos + np.flatnonzero(~np.isfinite(X[pos:pos + batch]).all(axis=1))
+    else:
+        rows = order[pos:pos + batch]
+        bad = rows[~np.isfinite(X[rows]).all(axis=1)]
+    where = f" (row {bad[0]})" if bad.size else ""      # (none: X changed again meanwhile)
+    return ValueError(f"{what} contains NaN or infinity{where}; expected finite values{more}")
 
 
 class _TrainingLock:
