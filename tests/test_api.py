@@ -681,8 +681,8 @@ def test_core_finite_check(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_core_absmax_bound(dtype):
-    """_core.absmax_of: the trainer's one pass over X, a finiteness check and
-    the |X| bound of the fused SGD path's overflow proof at once."""
+    """_core.absmax_of: an upper bound on max |x| (the core's overflow proofs
+    bound each batch with it) and a finiteness check in one pass."""
     from fastbp import _core
     rng = np.random.default_rng(3)
     exact = np.dtype(dtype) == np.float32

@@ -1542,7 +1542,9 @@ def test_repeated_fits_do_not_grow_memory():
 @pytest.fixture(params=["rollback", "up-front"])
 def x_check(request, monkeypatch):
     """Both ways fit checks X: batch by batch in the core, undoing the epoch that
-    finds a bad row (for networks small next to X), or in one pass before training."""
+    finds a bad row (for networks small next to X), or in one pass before
+    training (then the core never sees the bad row: the same error, the same
+    nothing changed)."""
     monkeypatch.setattr(fastbp.trainer, "_ROLLBACK_SHARE", np.inf if request.param == "rollback"
                         else 0.0)
     return request.param
@@ -1551,13 +1553,13 @@ def x_check(request, monkeypatch):
 def _x_passes(monkeypatch):
     """Record what the trainer's whole-array finiteness pass is run on."""
     seen = []
-    real = fastbp.trainer._finite_absmax
+    real = fastbp.trainer._check_finite
 
     def spy(X, what):
         seen.append(what)
         return real(X, what)
 
-    monkeypatch.setattr(fastbp.trainer, "_finite_absmax", spy)
+    monkeypatch.setattr(fastbp.trainer, "_check_finite", spy)
     return seen
 
 
@@ -1565,8 +1567,7 @@ def _x_passes(monkeypatch):
 @pytest.mark.parametrize("row", [0, 37, 94])       # the first batch, a middle one, the last (odd) one
 @pytest.mark.parametrize("shuffle", [True, False], ids=["shuffled", "in-order"])
 @pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
-def test_bad_x_found_by_the_core_changes_nothing(opt_id, optimizer, spec, shuffle, row, bad,
-                                                 x_check):
+def test_bad_x_changes_nothing(opt_id, optimizer, spec, shuffle, row, bad, x_check):
     """NaN or infinity anywhere in X is a ValueError naming the row; whichever way
     fit found it, parameters, optimizer state, step count, history and the
     generator are as before (the next fit matches an untouched twin's)."""
@@ -1593,6 +1594,16 @@ def test_bad_x_found_by_the_core_changes_nothing(opt_id, optimizer, spec, shuffl
     assert opt_state(tr) == opt_state(ttwin)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_error_names_the_lowest_bad_row_whatever_the_shuffle(seed, x_check):
+    net = make_net(LAYOUTS[1])
+    X, Y = make_data(net, 300)
+    X[[5, 200, 201], 2] = np.nan
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.1), batch_size=7, seed=seed)
+    with pytest.raises(ValueError, match=r"\(row 5\)"):
+        tr.fit(X, Y, epochs=1)
+
+
 def test_fit_spends_no_pass_over_x_on_a_network_small_next_to_it(monkeypatch):
     """The 1/32 rule: the core checks X as it gathers it; a network whose
     parameters and state are not small next to X gets the up-front pass (and
@@ -1609,39 +1620,108 @@ def test_fit_spends_no_pass_over_x_on_a_network_small_next_to_it(monkeypatch):
     assert seen[2:] == ["X"]
     Xbad = X.copy()
     Xbad[2999, 4] = np.inf
+    before = snapshot(net)
     with pytest.raises(ValueError, match=r"^X contains NaN or infinity \(row 2999\)"):
         tr.fit(Xbad, Y, epochs=1)
-    assert seen[3:] == []
+    assert seen[3:] == [] and snapshot(net) == before
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("column", [0, 47, 48, 99])   # both sides of the split at 48 (float32: 32)
-def test_bad_x_in_either_block_of_the_split_first_layer(column, dtype, x_check):
-    """Each thread checks its own columns of the split first layer; thread 0
-    acts on both blocks' findings before anything is written."""
-    net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
-    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.5), batch_size=10, seed=2)
-    X, Y = make_data(net, 95)
-    X[61, column] = np.nan
+def test_a_divergence_before_the_bad_row_still_reports_bad_x(x_check):
+    """With rollback the core meets the bad row only if training gets there: a
+    divergence on the way is undone too, and the error is the bad X."""
+    net = fastbp.Network([5, 7, 3], activation="identity", seed=0)
+    X = np.random.default_rng(0).normal(0.0, 100.0, (3000, 5))
+    Y = np.zeros((3000, 3))
+    X[2999, 0] = np.nan
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=10.0), batch_size=10, shuffle=False)
     before = snapshot(net)
-    with pytest.raises(ValueError, match=r"^X contains NaN or infinity \(row 61\)"):
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinity \(row 2999\)"):
         tr.fit(X, Y, epochs=1)
+    assert snapshot(net) == before and tr.steps == 0
+    X[2999, 0] = 0.0                                    # the same fit diverges without it
+    with pytest.raises(FloatingPointError):
+        tr.fit(X, Y, epochs=1)
+
+
+def test_ctrl_c_before_the_bad_row_still_reports_bad_x(monkeypatch):
+    monkeypatch.setattr(fastbp.trainer, "_ROLLBACK_SHARE", np.inf)
+    net = make_net(sizes=(20, 16, 4))
+    X, Y = make_data(net, 4096, seed=3)
+    X[4095, 3] = np.nan
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=0.01, momentum=0.9), batch_size=1, shuffle=False)
+    tr.fit(X[:10], Y[:10], epochs=1)
+    before, state, hist = snapshot(net), opt_state(tr), tr.history
+    calls = []
+    real = tr._run
+
+    def run_then_interrupt(*args):          # Ctrl-C arrives once the core has run some steps
+        status = real(*args)
+        calls.append(status)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "_run", run_then_interrupt)
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinity \(row 4095\)"):
+        tr.fit(X[:4096], Y[:4096], epochs=1, progress=True)
+    assert calls and calls[0] == 0                      # the first chunk ran without meeting it
+    assert snapshot(net) == before and opt_state(tr) == state and tr.history is hist
+    monkeypatch.setattr(tr, "_run", run_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):              # good X: the Ctrl-C itself
+        tr.fit(X[:4095], Y[:4095], epochs=1, progress=True)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_bad_x_in_a_later_chunk_of_a_progress_bar_epoch(progress, monkeypatch, capsys):
+    """A progress bar splits an epoch into several core calls; the undo covers
+    the chunks already trained."""
+    monkeypatch.setattr(fastbp.trainer, "_ROLLBACK_SHARE", np.inf)
+    net = make_net(LAYOUTS[0])
+    X, Y = make_data(net, 1000)
+    X[900, 1] = np.inf
+    tr = fastbp.Trainer(net, fastbp.Adam(lr=0.01), batch_size=4, seed=2)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"\(row 900\)"):
+        tr.fit(X, Y, epochs=3, progress=progress)
     assert snapshot(net) == before and tr.steps == 0
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("sizes", [(5, 7, 6, 3), SPLIT_SIZES], ids=["small", "split"])
-def test_the_core_stops_before_a_batch_with_bad_x(sizes, dtype):
-    """Kernel.train itself returns 3 at the first batch holding NaN/inf, with the
-    earlier batches trained exactly as without it."""
-    net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=sizes)
+@pytest.mark.parametrize("column", [0, 47, 48, 99])   # both sides of the split at column 48
+@pytest.mark.parametrize("shuffled", [True, False], ids=["shuffled", "in-order"])
+def test_the_split_first_layers_threads_check_their_own_columns(shuffled, column, dtype,
+                                                                threads):
+    """Kernel.train returns 3 at the first batch with a bad value in either
+    column block, whichever thread gathered it, with the batches before it
+    trained exactly as without it."""
+    if threads == 2:
+        require_two_threads()
+    net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
+    twin = net.copy()
+    X, Y = make_data(net, 95)
+    rows = np.random.default_rng(7).permutation(95) if shuffled else np.arange(95)
+    Xbad = X.copy()
+    Xbad[rows[63], column] = np.nan                     # batch 6 of 10 rows
+    with omp_threads(threads):                          # (in order: the rows of X in place)
+        ws, status = _one_call(net, fastbp.SGD(lr=0.5), Xbad, Y, 10,
+                               rows.astype(np.int64) if shuffled else None)
+    assert ws.threads == threads
+    assert status == 3 and ws.steps_done == 6
+    _one_call(twin, fastbp.SGD(lr=0.5), X[rows[:60]], Y[rows[:60]], 10)
+    assert snapshot(net) == snapshot(twin)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("column", [0, 4])
+def test_the_core_stops_before_a_batch_with_bad_x(column, dtype):
+    """The same without a split first layer, the last batch smaller."""
+    net = make_net(LAYOUTS[0], dtype)
     twin = net.copy()
     X, Y = make_data(net, 57)
     Xbad = X.copy()
-    Xbad[33, sizes[0] - 1] = np.inf                     # batch 3 of 10 rows
-    ws, status = _one_call(net, fastbp.SGD(lr=0.5), Xbad, Y, 10)
-    assert status == 3 and ws.steps_done == 3
-    _one_call(twin, fastbp.SGD(lr=0.5), X[:30], Y[:30], 10)
+    Xbad[53, column] = np.inf                           # the last batch, of 7 rows
+    ws, status = _one_call(net, fastbp.Adam(lr=0.01), Xbad, Y, 10)
+    assert status == 3 and ws.steps_done == 5
+    _one_call(twin, fastbp.Adam(lr=0.01), X[:50], Y[:50], 10)
     assert snapshot(net) == snapshot(twin)
 
 

@@ -169,7 +169,18 @@ def not_finite(what, X, dtype):
     if finite_before_the_cast:
         return (f"{what} has values beyond the range of {dtype} (|x| > {np.finfo(dtype).max:.4g}); "
                 f"expected finite {dtype} values")
-    return f"{what} contains NaN or infinity; expected finite values"
+    return f"{what} contains NaN or infinity{first_bad_row(X)}; expected finite values"
+
+
+def first_bad_row(X) -> str:
+    """' (row i)' for the first row of a 2-D array that holds NaN or infinity;
+    '' if none does or X is not 2-D. (For error messages: it makes a pass over X.)"""
+    with np.errstate(all="ignore"):
+        a = np.asarray(X, dtype=np.float64)
+        if a.ndim != 2:
+            return ""
+        bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+    return f" (row {bad[0]})" if bad.size else ""
 
 
 def targets(Y, n: int, n_outputs: int, cost: str, dtype: np.dtype,

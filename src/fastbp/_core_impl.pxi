@@ -478,8 +478,8 @@ cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
 def absmax_of(cnp.ndarray x):
     """An upper bound on max |x| over the elements of `x` (see `absmax`; 0.0
     for an empty array of another dtype or layout), which is inf or NaN if any
-    element is not finite. One pass, no temporary array: the trainer's
-    finiteness check and the bound its overflow proof needs, read together."""
+    element is not finite. One pass, no temporary array: the finiteness
+    check of `finite` (and so of the trainer's check of all of X)."""
     cdef int t = cnp.PyArray_TYPE(x)
     cdef double m
     cdef Py_ssize_t size = cnp.PyArray_SIZE(x)

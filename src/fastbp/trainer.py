@@ -8,7 +8,6 @@ every few hundred steps when a progress bar is shown.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -186,14 +185,14 @@ class Trainer:
         before the update. Raises FloatingPointError, changing nothing, if the
         cost or the update is not finite."""
         X, Y, _ = self.network._data(X, Y)
-        _finite_absmax(X, "X")
+        _check_finite(X, "X")
         _check_parameters(self.network)
         with self._training():
             ws = _core.Workspace(self.network._kernel, X.shape[0])
             status = self._run(X, Y, None, 0, X.shape[0], X.shape[0], ws)
             if status == _BAD_X:
-                raise _bad_rows(X, None, 0, X.shape[0], "X (changed during the step)",
-                                "; the network is unchanged")
+                raise ValueError(_bad_x("X (changed during the step)", X)
+                                 + "; the network is unchanged")
             if status != _OK:
                 raise FloatingPointError(self._divergence(status, "this step"))
             return ws.loss_sum / X.shape[0]
@@ -222,14 +221,16 @@ class Trainer:
         On Ctrl-C the network is left at a completed step and the history holds
         the finished epochs.
 
-        NaN or infinity in X is a ValueError that changes nothing. When the
-        parameters and optimizer state are small next to X (a copy of them at
-        most 1/32 of X's bytes, as for the 784-16-16-10 network on 60,000
-        examples), the core checks each batch's rows as it gathers them, so
-        no pass over X is spent on it; a bad row undoes the epoch it was
-        found in (parameters, optimizer state, step count, generator, and
-        for the first epoch the previous history come back) before the error
-        is raised. Otherwise all of X is checked before training starts.
+        NaN or infinity in X is a ValueError naming the first bad row, and
+        changes nothing. When the parameters and optimizer state are small
+        next to X (a copy of them at most 1/32 of X's bytes, as for the
+        784-16-16-10 network on 60,000 examples), the core checks each
+        batch's rows as it gathers them, so no pass over X is spent on it; a
+        bad row undoes the epoch it was found in (parameters, optimizer
+        state, step count, generator, and for the first epoch the previous
+        history come back) before the error is raised, as does a divergence
+        or Ctrl-C in an epoch that stopped before reaching one. Otherwise all
+        of X is checked before training starts.
         """
         net = self.network
         X, Y, _ = net._data(X, Y)
@@ -237,14 +238,14 @@ class Trainer:
         # (epochs=0 trains nothing, so only an up-front check would see bad X)
         rollback = epochs > 0 and self._state_bytes() <= _ROLLBACK_SHARE * X.nbytes
         if not rollback:
-            _finite_absmax(X, "X")
+            _check_finite(X, "X")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, Y_val)")
             Xv, Yv, _ = net._data(*validation_data, what="the validation X",
                                   what_y="the validation Y")
-            _finite_absmax(Xv, "the validation X")
+            _check_finite(Xv, "the validation X")
             labels = Yv.argmax(axis=1) if Yv.shape[1] > 1 else (Yv[:, 0] > 0.5).astype(np.int64)
             val = (Xv, Yv, labels)
         if callbacks is None:
@@ -286,15 +287,21 @@ class Trainer:
                 start = time.perf_counter()
                 try:
                     loss_sum = self._epoch(X, Y, order, ws, epoch, progress)
-                except _BadRows as bad:
+                except (_BadRows, FloatingPointError, KeyboardInterrupt) as exc:
+                    # With rollback, X is checked only as far as training got:
+                    # a divergence or Ctrl-C before a bad row still reports it.
+                    if not isinstance(exc, _BadRows) and not (rollback and not _core.finite(X)):
+                        raise
                     if not rollback:    # X was checked: another thread changed it
-                        raise bad.error("X (changed during training)", "; the network keeps "
-                                        "the parameters from before that batch") from None
+                        raise ValueError(_bad_x("X (changed during training)", X)
+                                         + "; the network keeps the parameters from before "
+                                         "that batch") from None
                     self._roll_back(point)
                     if epoch == 0:
                         self.history = previous
-                    raise bad.error("X" if epoch == 0 else "X (as the callbacks left it)"
-                                    if callbacks else "X (changed during training)") from None
+                    raise ValueError(_bad_x("X" if epoch == 0 else "X (as the callbacks left it)"
+                                            if callbacks else "X (changed during training)",
+                                            X)) from None
                 seconds = time.perf_counter() - start
                 val_loss = val_accuracy = None
                 if val is not None:
@@ -308,7 +315,7 @@ class Trainer:
                 if callbacks and not stop and epoch + 1 < epochs and not rollback:
                     # A callback may have edited X in place (with rollback, the
                     # next epoch's own check undoes that epoch instead).
-                    _finite_absmax(X, "X (as the callbacks left it)")
+                    _check_finite(X, "X (as the callbacks left it)")
                 if early_stopping is not None:
                     v = history.val_loss[-1]
                     if best is None or v < best[0] - early_stopping.min_delta:
@@ -343,7 +350,7 @@ class Trainer:
                 status = self._run(X, Y, order, first, last, bs, ws)
                 loss_sum += ws.loss_sum
                 if status == _BAD_X:
-                    raise _BadRows(X, order, first + ws.steps_done * bs, bs)
+                    raise _BadRows()
                 if status != _OK:
                     step = self.steps - steps_before
                     raise FloatingPointError(self._divergence(status, f"epoch {epoch}, step {step}"))
@@ -430,35 +437,21 @@ def _check_parameters(net):
                                  f"finite parameters")
 
 
-def _finite_absmax(X, what):
+def _check_finite(X, what):
     """ValueError if X holds NaN or infinity, in one pass over X (without a
     temporary array). `Network._data` leaves the NaN check to the core for
     arrays that need no conversion; `Kernel.train` checks only the rows it
     trains on, batch by batch."""
-    if not math.isfinite(_core.absmax_of(X)):
-        raise _bad_rows(X, None, 0, X.shape[0], what)
+    if not _core.finite(X):
+        raise ValueError(_bad_x(what, X))
+
+
+def _bad_x(what, X):
+    return f"{what} contains NaN or infinity{_checks.first_bad_row(X)}; expected finite values"
 
 
 class _BadRows(Exception):
-    """The core found NaN or infinity in the batch at `pos` (of `order`, or of
-    the rows when order is None); `error` names the first bad row."""
-
-    def __init__(self, X, order, pos, batch):
-        super().__init__()
-        self.X, self.order, self.pos, self.batch = X, order, pos, batch
-
-    def error(self, what, more=""):
-        return _bad_rows(self.X, self.order, self.pos, self.batch, what, more)
-
-
-def _bad_rows(X, order, pos, batch, what, more=""):
-    if order is None:
-        bad = pos + np.flatnonzero(~np.isfinite(X[pos:pos + batch]).all(axis=1))
-    else:
-        rows = order[pos:pos + batch]
-        bad = rows[~np.isfinite(X[rows]).all(axis=1)]
-    where = f" (row {bad[0]})" if bad.size else ""      # (none: X changed again meanwhile)
-    return ValueError(f"{what} contains NaN or infinity{where}; expected finite values{more}")
+    """The core found NaN or infinity in a batch's rows of X (status 3)."""
 
 
 class _TrainingLock:
