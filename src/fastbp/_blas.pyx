@@ -30,6 +30,80 @@ cdef void gemv(BlasTrans ta, int m, int n, floating alpha, const floating* a, in
         sgemv(&f, &n, &m, &alpha, <float*>a, &lda, <float*>x, &one, &beta, y, &one)
 
 
+# OpenBLAS runs gemm on its own threads and keeps their number in one global.
+# The training loop's two OpenMP threads hold it at one while each computes half
+# of a product too large for OpenBLAS to keep on the calling thread (a pthreads
+# OpenBLAS, as scipy's is, would otherwise serialize the two threads' products
+# and run each on its pool). The functions are looked up in the libraries
+# scipy's BLAS module loaded, by the name scipy's wheels give them or plain
+# OpenBLAS's; elsewhere (another BLAS, macOS, Windows) they are absent and the
+# loop keeps such products on one thread.
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <dlfcn.h>
+    typedef void (*fastbp_set_threads_t)(int);
+    typedef int (*fastbp_get_threads_t)(void);
+    static fastbp_set_threads_t fastbp_set_threads_fn = NULL;
+    static fastbp_get_threads_t fastbp_get_threads_fn = NULL;
+    static void fastbp_find_blas_threads(void* blas_function) {
+        static const char* names[2][2] = {
+            {"scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"},
+            {"openblas_set_num_threads", "openblas_get_num_threads"}};
+        Dl_info info;
+        void* lib;
+        int i;
+        if (!dladdr(blas_function, &info) || info.dli_fname == NULL)
+            return;
+        /* The module is loaded already: this only takes a reference, kept for
+           the life of the process, so the pointers below stay valid. dlsym
+           searches the module and the libraries it depends on. */
+        lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+        if (lib == NULL)
+            return;
+        for (i = 0; i < 2; i++) {
+            fastbp_set_threads_t set = (fastbp_set_threads_t)dlsym(lib, names[i][0]);
+            fastbp_get_threads_t get = (fastbp_get_threads_t)dlsym(lib, names[i][1]);
+            if (set != NULL && get != NULL) {
+                fastbp_set_threads_fn = set;
+                fastbp_get_threads_fn = get;
+                return;
+            }
+        }
+    }
+    static int fastbp_blas_threads(void) {
+        return fastbp_get_threads_fn != NULL ? fastbp_get_threads_fn() : -1;
+    }
+    static void fastbp_set_blas_threads(int n) {
+        if (fastbp_set_threads_fn != NULL)
+            fastbp_set_threads_fn(n);
+    }
+    #else
+    static void fastbp_find_blas_threads(void* blas_function) { (void)blas_function; }
+    static int fastbp_blas_threads(void) { return -1; }
+    static void fastbp_set_blas_threads(int n) { (void)n; }
+    #endif
+    """
+    void find_blas_threads "fastbp_find_blas_threads"(void* blas_function) noexcept nogil
+    int _blas_threads "fastbp_blas_threads"() noexcept nogil
+    void _set_blas_threads "fastbp_set_blas_threads"(int n) noexcept nogil
+
+find_blas_threads(<void*>sgemm)
+
+
+cdef int blas_threads() noexcept nogil:
+    return _blas_threads()
+
+
+cdef void set_blas_threads(int n) noexcept nogil:
+    _set_blas_threads(n)
+
+
+def _blas_threads_twin():
+    """blas_threads() from Python (the tests compare it with threadpoolctl's)."""
+    return blas_threads()
+
+
 # Test twins: compare the wrappers with NumPy from Python. Not used by the kernels.
 def _gemm_twin(str ta, str tb, floating[:, ::1] a, floating[:, ::1] b,
                floating[:, ::1] c, floating alpha, floating beta):

@@ -33,7 +33,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 cimport numpy as cnp
 import numpy as np
 
-from fastbp._blas cimport gemm, gemv, Trans, NoTrans
+from fastbp._blas cimport gemm, gemv, Trans, NoTrans, blas_threads, set_blas_threads
 
 cnp.import_array()
 
@@ -114,16 +114,20 @@ cdef enum:
     MIN_CHUNK = 256
     # Training steps between checks for Ctrl-C (each check briefly takes the GIL).
     SIGNAL_EVERY = 64
-    # Plain SGD splits a first layer of at least SPLIT_MIN_INPUTS inputs and
-    # SPLIT_MIN_WEIGHTS weights in two column blocks (whatever the batch, so
-    # that a step computes the same with any batch size and thread count),
-    # and runs them on two threads when the batch's products are small:
-    # big enough for a thread each to pay for two barriers a step, at most
-    # SPLIT_MAX_WORK multiply-adds per block so that OpenBLAS runs each
-    # partial product on the calling thread (it threads larger ones itself).
+    # Training splits a first layer of at least SPLIT_MIN_INPUTS inputs and
+    # SPLIT_MIN_WEIGHTS weights in two column blocks (whatever the batch and
+    # optimizer, so that a step computes the same with any batch size and
+    # thread count), and runs them on two threads when the batch's products
+    # are big enough for a thread each to pay for two barriers a step and
+    # either small, at most SPLIT_MAX_WORK multiply-adds per block, which
+    # OpenBLAS runs on the calling thread (it threads larger ones itself),
+    # or larger in a network whose first layer holds at least SPLIT_DOMINANT
+    # times the weights of the others, with OpenBLAS held at one thread for
+    # the call (see _blas.pyx).
     SPLIT_MIN_INPUTS = 64
     SPLIT_MIN_WEIGHTS = 8192
     SPLIT_MAX_WORK = 1 << 18
+    SPLIT_DOMINANT = 8
 
 cdef double LEAKY_SLOPE = 0.01
 
@@ -576,17 +580,35 @@ cdef bint update_array(const OptConf* o, Py_ssize_t size, floating* p,
     """Update one parameter array in place (if write), or only check that the
     update would be finite (if not). SGD: s1 = momentum buffer. Adam: s1, s2 =
     first and second moments; t is the step number counted from 1."""
-    cdef int bad
+    return update_rows(o, 1, size, size, p, g, s1, s2, l2, t, write)
+
+
+cdef bint update_rows(const OptConf* o, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride,
+                      floating* p, const floating* g, floating* s1, floating* s2,
+                      double l2, long long t, bint write) noexcept nogil:
+    """update_array on `rows` rows of `cols` elements, `stride` apart, in p, g
+    and the states alike (a column block of a weight matrix)."""
+    cdef int bad = 0
+    cdef Py_ssize_t r, off
+    cdef floating step_size = 0, bc2_sqrt = 0
+    cdef floating* m1
+    cdef floating* m2
     if o.kind == ADAM:
-        bad = adam(size, p, g, s1, s2, <floating>(o.lr / (1 - pow(o.beta1, <double>t))),
-                   <floating>sqrt(1 - pow(o.beta2, <double>t)), <floating>(1 - o.beta1),
-                   <floating>o.beta2, <floating>(1 - o.beta2), <floating>o.eps, <floating>l2,
-                   write)
-    elif o.momentum != 0:
-        bad = sgd_momentum(size, p, g, s1, <floating>o.lr, <floating>o.momentum,
-                           <floating>l2, o.nesterov, write)
-    else:
-        bad = sgd_plain(size, p, g, <floating>o.lr, <floating>l2, write)
+        step_size = <floating>(o.lr / (1 - pow(o.beta1, <double>t)))
+        bc2_sqrt = <floating>sqrt(1 - pow(o.beta2, <double>t))
+    for r in range(rows):
+        off = r * stride
+        m1 = s1 + off if s1 != NULL else s1        # (no state: stays NULL, unused)
+        m2 = s2 + off if s2 != NULL else s2
+        if o.kind == ADAM:
+            bad |= adam(cols, p + off, g + off, m1, m2, step_size, bc2_sqrt,
+                        <floating>(1 - o.beta1), <floating>o.beta2, <floating>(1 - o.beta2),
+                        <floating>o.eps, <floating>l2, write)
+        elif o.momentum != 0:
+            bad |= sgd_momentum(cols, p + off, g + off, m1, <floating>o.lr,
+                                <floating>o.momentum, <floating>l2, o.nesterov, write)
+        else:
+            bad |= sgd_plain(cols, p + off, g + off, <floating>o.lr, <floating>l2, write)
     return bad == 0
 
 
@@ -919,7 +941,7 @@ cdef class Kernel:
         cdef void** pp
         cdef const long long* order_p = NULL
         cdef Py_ssize_t n, i, n_order
-        cdef int status, l, threads
+        cdef int status, l, threads, cut, held
         cdef cnp.ndarray ordered
         # chunked: each product takes one batch, and a Workspace holds at most MAX_ROWS
         self._check_data(X, self.sizes[0], "X", False, False, True)
@@ -963,10 +985,19 @@ cdef class Kernel:
         ws.checked_steps = 0
         ws.loss_sum = 0
         global _active_trains
-        # A second thread (for plain SGD's split first layer) when OpenMP may
-        # use one (OMP_NUM_THREADS, threadpoolctl) and no other training call
-        # is running, which would want the other core.
+        # A second thread (for a split first layer) when OpenMP may use one
+        # (OMP_NUM_THREADS, threadpoolctl) and no other training call is
+        # running, which would want the other core.
         threads = max_threads() if _active_trains == 0 and not _omp_forked else 1
+        cut = split_cut(self.sizes, 8 if self.typenum == cnp.NPY_DOUBLE else 4)
+        held = -1
+        if (threads > 1 and cut > 0 and not split_small(self.sizes, cut, batch)
+                and split_dominant(self.sizes, self.L) and blas_threads() >= 1):
+            # Products too large for OpenBLAS to keep on the calling thread:
+            # hold it at one thread while each of ours computes half of them.
+            held = blas_threads()
+            if held > 1:
+                set_blas_threads(1)
         _active_trains += 1
         try:
             refs = self._params(weights, biases, &net, pp, True)
@@ -983,7 +1014,7 @@ cdef class Kernel:
                                           batch, &o,
                                           <double**>(pp + 2 * self.L) if state1 else NULL,
                                           <double**>(pp + 4 * self.L) if state2 else NULL, t, x_bound,
-                                          threads)
+                                          threads, held >= 1)
             else:
                 with nogil:
                     status = _train_steps(&net, ws, <float*>cnp.PyArray_DATA(X),
@@ -991,9 +1022,11 @@ cdef class Kernel:
                                           batch, &o,
                                           <float**>(pp + 2 * self.L) if state1 else NULL,
                                           <float**>(pp + 4 * self.L) if state2 else NULL, t, x_bound,
-                                          threads)
+                                          threads, held >= 1)
         finally:
             _active_trains -= 1
+            if held > 1:
+                set_blas_threads(held)
             free(pp)
         return status
 
@@ -1430,6 +1463,8 @@ cdef struct Train:
     int status              # 0, or 1 / 2 / 3 as _train_steps returns
     bint interrupted        # a signal handler raised (the exception is set)
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
+    bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
+    long long t_step        # the step number the update of this step uses (Adam's t)
     bint solo               # thread 0 goes on alone
     int threads             # the threads that started
     long steps_done, checked_steps
@@ -1440,7 +1475,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                       const long long* order, Py_ssize_t n_rows, Py_ssize_t first,
                       Py_ssize_t last, Py_ssize_t batch, const OptConf* o,
                       floating** s1, floating** s2, long long t, double x_bound,
-                      int threads) except -1 nogil:
+                      int threads, bint blas_held) except -1 nogil:
     """Mini-batch steps over positions [first, last) of `order` (or of the rows
     when order is NULL). Returns 0, or 1 if a cost was not finite, 2 if an
     update would not be finite, 3 if the batch's rows of X are not all finite
@@ -1460,15 +1495,18 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     computes the update without writing it, and stops the run if any value
     would not be finite.
 
-    Plain SGD with a large enough first layer (SPLIT_* above) also splits its
-    input columns in two blocks: its forward product is the sum of two
-    partial products, and its fused weight update is one gemm per block. The
-    blocks are independent, so with small products (W1 and W2 of the issue,
-    batches of 10) and `threads` >= 2, each of two OpenMP threads owns one:
-    it gathers its columns of the batch's rows, computes its partial product
-    and updates its columns of W^1, and thread 0 does the small rest of the
-    step between two barriers (while thread 1 prefetches the next batch). The arithmetic is the same for one thread or
-    two, so the results are bit-identical whatever the thread count.
+    A large enough first layer (split_cut) has its input columns split in
+    two blocks: its forward product is the sum of two partial products, and
+    its weight gradient and update are computed block by block (for plain
+    SGD, one fused gemm per block). The blocks are independent, so with
+    `threads` >= 2 and products that qualify (SPLIT_* above; `blas_held`:
+    the caller holds OpenBLAS at one thread), each of two OpenMP threads
+    owns one: it gathers its columns of the batch's rows, computes its
+    partial product, and computes and applies its columns' update of W^1,
+    and thread 0 does the small rest of the step between two barriers
+    (while thread 1 prefetches the next batch). The arithmetic is the same
+    for one thread or two, so the results are bit-identical whatever the
+    thread count.
     """
     cdef Train c
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[1]
@@ -1494,6 +1532,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.status = 0
     c.interrupted = False
     c.fused_w1 = False
+    c.block_w1 = False
     c.solo = False
     c.steps_done = 0
     c.checked_steps = 0
@@ -1509,16 +1548,11 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                       or o.kind == ADAM and <floating>o.eps > 0))
     c.limit = 1e300 if floating is double else 1e37
     c.decay = fabs(1 - o.lr * o.l2)
-    c.blocks = 2 if c.plain_sgd and n_in >= SPLIT_MIN_INPUTS and n_in * n_out >= SPLIT_MIN_WEIGHTS else 1
-    # The cut is a whole number of cache lines into each row, so where the rows
-    # are too (784 inputs) and W^1 starts on one (as Network allocates it), the
-    # two threads never write to the same line of W^1 or of Xb. (With at least
-    # SPLIT_MIN_INPUTS inputs it is at least 16.)
-    c.cut = <int>((n_in // 2) // (64 // sizeof(floating)) * (64 // sizeof(floating)))
+    c.cut = split_cut(net.sizes, sizeof(floating))
+    c.blocks = 2 if c.cut > 0 else 1
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
-    # (the second block is the larger: the cut rounds down)
-    if c.blocks == 2 and threads > 1 and <double>batch * (n_in - c.cut) * n_out <= SPLIT_MAX_WORK:
+    if c.blocks == 2 and threads > 1 and (blas_held or split_small(net.sizes, c.cut, batch)):
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
     else:
@@ -1530,6 +1564,34 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     if c.interrupted:
         return -1           # the signal handler's exception is set
     return c.status
+
+
+cdef inline int split_cut(const int* sizes, Py_ssize_t item) noexcept nogil:
+    """The first column of the second block of a split first layer, or 0 if
+    the layer (sizes[0] inputs, sizes[1] units) is not split. The cut is a
+    whole number of cache lines into each row, so where the rows are too (784
+    inputs) and W^1 starts on one (as Network allocates it), the two threads
+    never write to the same line of W^1 or of Xb. (With at least
+    SPLIT_MIN_INPUTS inputs it is at least 16.)"""
+    cdef Py_ssize_t per_line = 64 // item
+    if sizes[0] < SPLIT_MIN_INPUTS or <Py_ssize_t>sizes[0] * sizes[1] < SPLIT_MIN_WEIGHTS:
+        return 0
+    return <int>((sizes[0] // 2) // per_line * per_line)
+
+
+cdef inline bint split_small(const int* sizes, int cut, Py_ssize_t batch) noexcept nogil:
+    """Whether OpenBLAS keeps each block's products on the calling thread (the
+    second block is the larger: the cut rounds down)."""
+    return <double>batch * (sizes[0] - cut) * sizes[1] <= SPLIT_MAX_WORK
+
+
+cdef inline bint split_dominant(const int* sizes, int L) noexcept nogil:
+    """Whether the first layer holds SPLIT_DOMINANT times the others' weights."""
+    cdef double rest = 0
+    cdef int l
+    for l in range(1, L):
+        rest += <double>sizes[l] * sizes[l + 1]
+    return <double>sizes[0] * sizes[1] >= SPLIT_DOMINANT * rest
 
 
 cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
@@ -1610,6 +1672,16 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
                 gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, <floating>(-c.o.lr), Ds[0], n1,
                      Xb + k0, n0, <floating>1, W1 + k0, n0)
                 blk += n_threads
+        elif c.block_w1:    # dC/dW^1 and the optimizer's update, block by block
+            blk = tid
+            while blk < c.blocks:
+                block_gradient(c, blk, nb, Xb)
+                k0, k1 = block_columns(c, blk)
+                update_rows(c.o, n1, k1 - k0, n0, W1 + k0, ap[2 * net.L] + k0,
+                            (<floating**>c.s1)[0] + k0 if c.s1 != NULL else <floating*>NULL,
+                            (<floating**>c.s2)[0] + k0 if c.s2 != NULL else <floating*>NULL,
+                            c.o.l2, c.t_step, True)
+                blk += n_threads
         if c.interrupted:
             break
         pos += nb
@@ -1620,6 +1692,17 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             if tid != 0:
                 break
             n_threads = 1
+
+
+cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb,
+                         const floating* Xb) noexcept nogil:
+    """dC/dW^1 on the columns of block `blk` (both paths of a split layer use
+    these gemms, so they compute the same)."""
+    cdef int k0, k1, n0 = c.net.sizes[0], n1 = c.net.sizes[1]
+    cdef floating** ap = <floating**>c.ptrs
+    k0, k1 = block_columns(c, blk)
+    gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, <floating>1, ap[4 * c.net.L], n1, Xb + k0, n0,
+         <floating>0, ap[2 * c.net.L] + k0, n0)
 
 
 cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
@@ -1652,6 +1735,8 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     cdef double cost, step_size = 0, x_bound = c.xb_bound[0]
     cdef bint ok, fused_ok, proven
     c.fused_w1 = False
+    c.block_w1 = False
+    c.t_step = c.t + 1
     if c.blocks == 2 and (c.xb_bound[1] > x_bound or c.xb_bound[1] != c.xb_bound[1]):
         x_bound = c.xb_bound[1]
     if not _finite(x_bound):
@@ -1713,8 +1798,9 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
             n_in = net.sizes[l]
             n_out = net.sizes[l + 1]
             a_prev = Xb if l == 0 else ap[l - 1]
-            gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>1, Ds[l], n_out, a_prev,
-                 n_in, <floating>0, dW[l], n_in)
+            if l > 0 or c.blocks == 1:      # (a split W^1's gradient: below, by blocks)
+                gemm(Trans, NoTrans, n_out, n_in, <int>nb, <floating>1, Ds[l], n_out, a_prev,
+                     n_in, <floating>0, dW[l], n_in)
             column_sums(nb, n_out, Ds[l], db[l])
         proven = False
         if c.tracked:
@@ -1727,6 +1813,11 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
                 next_bounds(o, L, c.bounds, step_size, <floating>o.eps, c.limit, True)
             else:
                 c.tracked = False     # checked steps from here to the end of this call
+        if proven and c.blocks == 2:
+            c.block_w1 = True         # W^1 by the blocks' owners, after the barrier
+        elif c.blocks == 2:
+            for l in range(c.blocks):
+                block_gradient(c, l, nb, Xb)
         if not proven:
             c.checked_steps += 1
             ok = True
@@ -1743,9 +1834,10 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
                 c.status = 2
                 return
         for l in range(L):
-            update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l], dW[l],
-                         s1[l] if s1 != NULL else no_state, s2[l] if s2 != NULL else no_state,
-                         o.l2, c.t + 1, True)
+            if l > 0 or not c.block_w1:
+                update_array(o, <Py_ssize_t>net.sizes[l + 1] * net.sizes[l], <floating*>net.W[l],
+                             dW[l], s1[l] if s1 != NULL else no_state,
+                             s2[l] if s2 != NULL else no_state, o.l2, c.t + 1, True)
             update_array(o, net.sizes[l + 1], <floating*>net.b[l], db[l],
                          s1[L + l] if s1 != NULL else no_state,
                          s2[L + l] if s2 != NULL else no_state, 0.0, c.t + 1, True)
