@@ -1316,6 +1316,36 @@ def test_large_split_batches_hold_openblas_at_one_thread_during_the_call():
     assert status == 3 and _blas._blas_threads_twin() == before
 
 
+@pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
+def test_two_threads_that_mostly_wait_go_on_as_one_with_the_same_results(optimizer):
+    """Thread 0 checks every 64 steps whether the two threads spent more of the
+    time waiting at the barriers than the share allows (1.0 of the wall time
+    between them: the OS is not running both at once); then it goes on alone,
+    bit-identically. A share of 0 makes any wait count."""
+    require_two_threads()
+    results = []
+    for share, limit in ((1.0, None), (0.0, None), (1.0, 1)):
+        net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+        X, Y = make_data(net, 2000)
+        # (the module the kernel comes from: _core, or _core_avx2 behind it)
+        core = sys.modules[type(net._kernel).__module__]
+        core._set_contended_share(share)
+        try:
+            if limit is None:
+                ws, status = split_run(net, X, Y, 10, optimizer=optimizer)
+            else:
+                with omp_threads(limit):
+                    ws, status = split_run(net, X, Y, 10, optimizer=optimizer)
+        finally:
+            core._set_contended_share(1.0)
+        assert status == 0 and ws.steps_done == 200
+        assert ws.threads == (2 if limit is None else 1)
+        if share == 0.0:
+            assert ws.contended
+        results.append((snapshot(net), ws.loss_sum))
+    assert results[0] == results[1] == results[2]
+
+
 def test_large_batches_of_a_network_with_heavy_later_layers_run_on_one_thread():
     """A second layer with more than 1/8 of the first layer's weights would run
     on one OpenBLAS thread if held: such products stay OpenBLAS's to thread."""

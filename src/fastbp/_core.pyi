@@ -49,6 +49,11 @@ def absmax_of(x: npt.NDArray[Any]) -> float:
 def openmp_threads() -> int:
     """OpenMP threads a training loop may start now; 1 without OpenMP."""
 
+def _set_contended_share(share: float) -> None:
+    """The share of wall time the two training threads may spend waiting at
+    the barriers, between them, before the loop goes on with one (1.0; the
+    tests lower it)."""
+
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
 
@@ -128,7 +133,11 @@ class Workspace:
     def checked_steps(self) -> int: ...
     @property
     def threads(self) -> int:
-        """Threads the last Kernel.train call started: 2 for plain SGD's split
-        first layer when OpenMP allows two, else 1 (0 before any call)."""
+        """Threads the last Kernel.train call started: 2 for a split first
+        layer when OpenMP allows two, else 1 (0 before any call)."""
+    @property
+    def contended(self) -> bool:
+        """Whether that call went on with one thread because its two spent
+        their time waiting for each other (the OS did not run both at once)."""
     @property
     def loss_sum(self) -> float: ...

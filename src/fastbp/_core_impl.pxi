@@ -60,7 +60,9 @@ cdef extern from *:
     #else
     static void fastbp_barrier(void) { _Pragma("omp barrier") }
     #endif
+    static double fastbp_wtime(void) { return omp_get_wtime(); }
     #else
+    static double fastbp_wtime(void) { return 0; }
     static int fastbp_max_threads(void) { return 1; }
     static int fastbp_num_threads(void) { return 1; }
     static void fastbp_barrier(void) { }
@@ -69,6 +71,7 @@ cdef extern from *:
     int max_threads "fastbp_max_threads"() noexcept nogil
     int omp_num_threads "fastbp_num_threads"() noexcept nogil
     void barrier "fastbp_barrier"() noexcept nogil
+    double wtime "fastbp_wtime"() noexcept nogil
 
 def openmp_threads():
     """How many OpenMP threads a training loop here may start now (OMP_NUM_THREADS,
@@ -1191,6 +1194,7 @@ cdef class Workspace:
     cdef readonly long steps_done
     cdef readonly long checked_steps
     cdef readonly int threads
+    cdef readonly bint contended
     cdef readonly double loss_sum
 
     def __cinit__(self, Kernel kernel, Py_ssize_t batch):
@@ -1466,6 +1470,10 @@ cdef struct Train:
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
     long long t_step        # the step number the update of this step uses (Adam's t)
     bint solo               # thread 0 goes on alone
+    bint contended          # ... because the two threads spent their time waiting
+    double waited[2]        # each thread's seconds at the barriers (thread 1's as of
+                            # its last arrival at the first one)
+    double mark[3]          # wall time and both waits at thread 0's last check
     int threads             # the threads that started
     long steps_done, checked_steps
     double loss_sum
@@ -1534,6 +1542,10 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.fused_w1 = False
     c.block_w1 = False
     c.solo = False
+    c.contended = False
+    c.waited[0] = c.waited[1] = 0
+    c.mark[0] = wtime()
+    c.mark[1] = c.mark[2] = 0
     c.steps_done = 0
     c.checked_steps = 0
     c.loss_sum = 0
@@ -1559,6 +1571,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
         _train_loop(&c, 0, 1, X)
     ws.steps_done = c.steps_done
     ws.threads = c.threads
+    ws.contended = c.contended
     ws.checked_steps = c.checked_steps
     ws.loss_sum = c.loss_sum
     if c.interrupted:
@@ -1599,6 +1612,36 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
     return (0 if blk == 0 else c.cut), (c.net.sizes[0] if blk == c.blocks - 1 else c.cut)
 
 
+# The share of wall time the two threads may spend waiting at the barriers,
+# between them, before thread 0 goes on alone (see _contended); the tests lower it.
+cdef double _contended_share = 1.0
+
+def _set_contended_share(double share):
+    global _contended_share
+    _contended_share = share
+
+
+cdef bint _contended(Train* c) noexcept nogil:
+    """Whether, since thread 0's last check, the two threads together waited at
+    the barriers for longer than the time that passed: the OS is not running
+    both at once (a busy or oversubscribed machine, or a virtual CPU that
+    the host took away), and one thread would do better. Healthy two-thread
+    steps wait for about a quarter of the time (thread 1 during the rest of
+    the step)."""
+    cdef double now = wtime(), w0, w1, span
+    if c.threads < 2:
+        return False
+    w0 = c.waited[0] - c.mark[1]
+    w1 = c.waited[1] - c.mark[2]
+    span = now - c.mark[0]
+    c.mark[0] = now
+    c.mark[1] = c.waited[0]
+    c.mark[2] = c.waited[1]
+    if w0 + w1 > _contended_share * span:
+        c.contended = True
+    return c.contended
+
+
 cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
     """One thread's part of _train_steps: the steps, with thread 0 doing all
     but the first layer's blocks owned by other threads."""
@@ -1611,7 +1654,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* P = <floating*>c.P
     cdef floating* Xb
     cdef Py_ssize_t pos = c.first, nb, i, r
-    cdef double xmax, v
+    cdef double xmax, v, t_wait, waited = 0
     if tid == 0:
         c.threads = n_threads
     while pos < c.last:
@@ -1651,7 +1694,13 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             c.xb_bound[blk] = xmax
             blk += n_threads
         if n_threads > 1:
+            if tid == 1:
+                c.waited[1] = waited    # (read by thread 0 after this barrier)
+            t_wait = wtime()
             barrier()
+            waited += wtime() - t_wait
+            if tid == 0:
+                c.waited[0] = waited
         if tid == 0:
             _step_rest(c, pos, nb, Xb, Y)
         elif c.order != NULL:
@@ -1662,7 +1711,9 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
                 r = c.order[i]
                 prefetch_row(<const char*>(X + r * n0), n0 * sizeof(floating))
         if n_threads > 1:
+            t_wait = wtime()
             barrier()
+            waited += wtime() - t_wait
         if c.status != 0:
             break
         if c.fused_w1:      # W^1 -= lr D^1^T X, block by block
@@ -1848,4 +1899,4 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     c.loss_sum += cost
     if c.steps_done % SIGNAL_EVERY == 0:
         c.interrupted = _poll_signals() != 0
-        c.solo = active_trains() > 1
+        c.solo = active_trains() > 1 or _contended(c)
