@@ -85,9 +85,7 @@ AVX2 = (sys.platform != "win32" and _targets_x86_64()
         and os.environ.get("FASTBP_AVX2", "1") not in ("", "0"))
 
 extensions = [
-    # (dladdr and dlopen: libdl before glibc 2.34, as on manylinux2014)
-    Extension("fastbp._blas", ["src/fastbp/_blas.pyx"],
-              libraries=["dl"] if sys.platform.startswith("linux") else [], **common),
+    Extension("fastbp._blas", ["src/fastbp/_blas.pyx"], **common),
     Extension("fastbp._cpu", ["src/fastbp/_cpu.pyx"], **common),
     Extension("fastbp._core", ["src/fastbp/_core.pyx"], extra_link_args=openmp_link,
               **{**common, "extra_compile_args": compile_args + openmp_compile}),

@@ -167,11 +167,11 @@ def test_adam_on_the_checked_path_equals_reference(dtype, eps):
     assert hist.loss == pytest.approx(want, rel=rtol)
 
 
-def _one_call(net, optimizer, X, Y, batch, order=None, x_bound=0.0):
+def _one_call(net, optimizer, X, Y, batch, order=None, x_bound=0.0, l2=0.0):
     """Every mini-batch of (X, Y) (in `order`, or in order) in one core call;
     returns the Workspace (its steps_done, checked_steps, threads) and the status.
     x_bound=inf sends every step down the checked path."""
-    tr = fastbp.Trainer(net, optimizer, batch_size=batch, shuffle=False)
+    tr = fastbp.Trainer(net, optimizer, batch_size=batch, l2=l2, shuffle=False)
     ws = _core.Workspace(net._kernel, batch)
     tr._x_bound = x_bound
     status = tr._run(X, Y, order, 0, X.shape[0], batch, ws)
@@ -1189,8 +1189,7 @@ def test_two_trainers_in_two_threads_match_sequential_training(sizes, optimizer)
 # Training splits a first layer of at least 64 inputs and 8192 weights in two
 # column blocks (48 and 52 inputs here) and runs the blocks on two OpenMP threads
 # when a batch's products are small (batch x the larger block's weights <= 2^18:
-# batches up to 60 here), or larger in a network whose first layer holds 8 times
-# the weights of the others, as here, with OpenBLAS held at one thread.
+# batches up to 60 here).
 SPLIT_SIZES = (100, 83, 7, 3)
 SPLIT_LAYOUTS = LAYOUTS + [("sigmoid", "sigmoid", "quadratic")]
 SPLIT_OPTIMIZERS = [fastbp.SGD(lr=0.5), fastbp.SGD(lr=0.2, momentum=0.9, nesterov=True),
@@ -1204,11 +1203,11 @@ def omp_threads(n):
     return threadpoolctl.threadpool_limits(n, user_api="openmp")
 
 
-def split_run(net, X, Y, batch, lr=0.5, x_bound=0.0, optimizer=None):
+def split_run(net, X, Y, batch, lr=0.5, x_bound=0.0, optimizer=None, l2=0.0):
     """Every mini-batch of (X, Y) in one core call (plain SGD unless given),
     shuffled by a fixed permutation; returns the Workspace and the status."""
     order = np.random.default_rng(7).permutation(X.shape[0]).astype(np.int64)
-    return _one_call(net, optimizer or fastbp.SGD(lr=lr), X, Y, batch, order, x_bound)
+    return _one_call(net, optimizer or fastbp.SGD(lr=lr), X, Y, batch, order, x_bound, l2)
 
 
 def require_two_threads():
@@ -1226,8 +1225,8 @@ def require_two_threads():
 @pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
 def test_split_first_layer_equals_reference(opt_id, optimizer, spec, layout, batch, shuffle,
                                             dtype):
-    """157 examples in batches of 10 (the last of 7) or 80 (OpenBLAS held at one
-    thread), with l2, on two threads where there are two."""
+    """157 examples in batches of 10 (the last of 7; on two threads where there
+    are two) or 80 (one thread: products beyond 2^18), with l2."""
     net = make_net(layout, dtype, sizes=SPLIT_SIZES)
     X, Y = make_data(net, 157)
     oracle = Oracle(net, spec, l2=0.01)
@@ -1244,76 +1243,34 @@ def test_split_first_layer_equals_reference(opt_id, optimizer, spec, layout, bat
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("batch", [1, 10, 37, 64])
+@pytest.mark.parametrize("batch", [1, 10, 37])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, batch, dtype):
+def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2, batch, dtype):
     require_two_threads()
-    if batch == 64:
-        require_blas_threads()
     results = []
     for limit in (None, 1):
         net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
         X, Y = make_data(net, 301)
         if limit is None:
-            ws, status = split_run(net, X, Y, batch, optimizer=optimizer)
+            ws, status = split_run(net, X, Y, batch, optimizer=optimizer, l2=l2)
             assert ws.threads == 2
         else:
             with omp_threads(limit):
-                ws, status = split_run(net, X, Y, batch, optimizer=optimizer)
+                ws, status = split_run(net, X, Y, batch, optimizer=optimizer, l2=l2)
             assert ws.threads == 1
-        assert status == 0 and ws.steps_done == -(-301 // batch) and ws.checked_steps == 0
+        assert status == 0 and ws.steps_done == -(-301 // batch)
         results.append((snapshot(net), ws.loss_sum))
     assert results[0] == results[1]
 
 
-def require_blas_threads():
-    """Skip unless fastbp can read and set the thread count of scipy's BLAS."""
-    from fastbp import _blas
-    if _blas._blas_threads_twin() < 1:
-        pytest.skip("the BLAS behind scipy is not an OpenBLAS fastbp can hold at one thread")
-
-
-def test_fastbp_reads_the_blas_thread_count_threadpoolctl_sets():
-    require_blas_threads()
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from fastbp import _blas
-    for n in (1, 2):
-        with threadpoolctl.threadpool_limits(n, user_api="blas"):
-            assert _blas._blas_threads_twin() == n
-
-
-def test_large_split_batches_hold_openblas_at_one_thread_during_the_call():
-    """Partial products beyond 2^18 multiply-adds: OpenBLAS would thread them
-    itself (and serialize the two threads' products), so it is held at one
-    thread for the call, and given back its count after, also on an error."""
-    require_two_threads()
-    require_blas_threads()
-    from fastbp import _blas
-    before = _blas._blas_threads_twin()
+@pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
+def test_split_first_layer_with_large_batches_runs_on_one_thread(optimizer):
+    """Partial products beyond 2^18 multiply-adds are OpenBLAS's to thread (on
+    its own threads, whose count changes the bits: fastbp leaves it alone)."""
     net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
-    X, Y = make_data(net, 64 * 400)
-    seen = set()
-    running = [True]
-
-    def watch():
-        while running[0]:
-            seen.add(_blas._blas_threads_twin())
-            time.sleep(0.0005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        ws, status = split_run(net, X, Y, 64, optimizer=fastbp.Adam(lr=0.001))
-    finally:
-        running[0] = False
-        watcher.join()
-    assert status == 0 and ws.threads == 2
-    assert 1 in seen or before == 1
-    assert _blas._blas_threads_twin() == before
-    Xbad = X.copy()
-    Xbad[5000, 3] = np.nan
-    ws, status = split_run(net, Xbad, Y, 64, optimizer=fastbp.Adam(lr=0.001))
-    assert status == 3 and _blas._blas_threads_twin() == before
+    ws, status = split_run(net, *make_data(net, 200), 64, optimizer=optimizer)
+    assert status == 0 and ws.threads == 1
 
 
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
@@ -1346,27 +1303,25 @@ def test_two_threads_that_mostly_wait_go_on_as_one_with_the_same_results(optimiz
     assert results[0] == results[1] == results[2]
 
 
-def test_large_batches_of_a_network_with_heavy_later_layers_run_on_one_thread():
-    """A second layer with more than 1/8 of the first layer's weights would run
-    on one OpenBLAS thread if held: such products stay OpenBLAS's to thread."""
-    net = make_net(SPLIT_LAYOUTS[2], sizes=(100, 83, 83, 3))
-    ws, status = split_run(net, *make_data(net, 200), 64)
-    assert status == 0 and ws.threads == 1
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("batch", [10, 64])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_split_first_layer_proven_and_checked_updates_are_bit_identical(optimizer, batch, dtype):
+def test_split_first_layer_proven_and_checked_updates_are_bit_identical(optimizer, l2, batch,
+                                                                       dtype):
     """An infinite bound on |X| proves nothing: every step takes the checked path,
-    which thread 0 runs alone (the whole of W^1 too) between the barriers."""
+    which thread 0 runs alone (the whole of W^1 too) between the barriers; for
+    momentum and Adam, once a proof fails thread 0 goes on alone."""
     results = []
     for x_bound in (0.0, np.inf):
         net = make_net(SPLIT_LAYOUTS[1], dtype, sizes=SPLIT_SIZES)
         X, Y = make_data(net, 95)
-        ws, status = split_run(net, X, Y, batch, x_bound=x_bound, optimizer=optimizer)
+        ws, status = split_run(net, X, Y, batch, x_bound=x_bound, optimizer=optimizer, l2=l2)
         assert status == 0
-        assert ws.checked_steps == (0 if x_bound == 0 else -(-95 // batch))
+        if x_bound > 0:
+            assert ws.checked_steps == -(-95 // batch)
+        elif l2 == 0:       # (Adam's proof with l2 fails now and then: checked steps too)
+            assert ws.checked_steps == 0
         results.append((snapshot(net), ws.loss_sum))
     assert results[0] == results[1]
 

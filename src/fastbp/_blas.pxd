@@ -16,9 +16,3 @@ cdef void gemm(BlasTrans ta, BlasTrans tb, int m, int n, int k, floating alpha,
 
 cdef void gemv(BlasTrans ta, int m, int n, floating alpha, const floating* a, int lda,
                const floating* x, floating beta, floating* y) noexcept nogil
-
-# The thread count of the BLAS behind scipy.linalg.cython_blas, where it can be
-# read and set (scipy's OpenBLAS, or another OpenBLAS, on Linux): -1 otherwise.
-# Process-wide, as OpenBLAS keeps it (see _blas.pyx).
-cdef int blas_threads() noexcept nogil
-cdef void set_blas_threads(int n) noexcept nogil

@@ -36,7 +36,3 @@ def _gemv_twin(
     beta: float,
 ) -> None:
     """y = alpha * op(a) @ x + beta * y in place (op: "t" transposes)."""
-
-def _blas_threads_twin() -> int:
-    """The thread count of the BLAS behind scipy.linalg.cython_blas, as the
-    training loop reads it (-1 where it cannot be read and set)."""

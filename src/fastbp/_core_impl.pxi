@@ -33,7 +33,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 cimport numpy as cnp
 import numpy as np
 
-from fastbp._blas cimport gemm, gemv, Trans, NoTrans, blas_threads, set_blas_threads
+from fastbp._blas cimport gemm, gemv, Trans, NoTrans
 
 cnp.import_array()
 
@@ -121,16 +121,13 @@ cdef enum:
     # SPLIT_MIN_WEIGHTS weights in two column blocks (whatever the batch and
     # optimizer, so that a step computes the same with any batch size and
     # thread count), and runs them on two threads when the batch's products
-    # are big enough for a thread each to pay for two barriers a step and
-    # either small, at most SPLIT_MAX_WORK multiply-adds per block, which
-    # OpenBLAS runs on the calling thread (it threads larger ones itself),
-    # or larger in a network whose first layer holds at least SPLIT_DOMINANT
-    # times the weights of the others, with OpenBLAS held at one thread for
-    # the call (see _blas.pyx).
+    # are small: big enough for a thread each to pay for two barriers a
+    # step, at most SPLIT_MAX_WORK multiply-adds per block so that OpenBLAS
+    # runs each partial product on the calling thread (it threads larger
+    # ones itself, with results that depend on its thread count).
     SPLIT_MIN_INPUTS = 64
     SPLIT_MIN_WEIGHTS = 8192
     SPLIT_MAX_WORK = 1 << 18
-    SPLIT_DOMINANT = 8
 
 cdef double LEAKY_SLOPE = 0.01
 
@@ -944,7 +941,7 @@ cdef class Kernel:
         cdef void** pp
         cdef const long long* order_p = NULL
         cdef Py_ssize_t n, i, n_order
-        cdef int status, l, threads, cut, held
+        cdef int status, l, threads
         cdef cnp.ndarray ordered
         # chunked: each product takes one batch, and a Workspace holds at most MAX_ROWS
         self._check_data(X, self.sizes[0], "X", False, False, True)
@@ -992,15 +989,6 @@ cdef class Kernel:
         # (OMP_NUM_THREADS, threadpoolctl) and no other training call is
         # running, which would want the other core.
         threads = max_threads() if _active_trains == 0 and not _omp_forked else 1
-        cut = split_cut(self.sizes, 8 if self.typenum == cnp.NPY_DOUBLE else 4)
-        held = -1
-        if (threads > 1 and cut > 0 and not split_small(self.sizes, cut, batch)
-                and split_dominant(self.sizes, self.L) and blas_threads() >= 1):
-            # Products too large for OpenBLAS to keep on the calling thread:
-            # hold it at one thread while each of ours computes half of them.
-            held = blas_threads()
-            if held > 1:
-                set_blas_threads(1)
         _active_trains += 1
         try:
             refs = self._params(weights, biases, &net, pp, True)
@@ -1017,7 +1005,7 @@ cdef class Kernel:
                                           batch, &o,
                                           <double**>(pp + 2 * self.L) if state1 else NULL,
                                           <double**>(pp + 4 * self.L) if state2 else NULL, t, x_bound,
-                                          threads, held >= 1)
+                                          threads)
             else:
                 with nogil:
                     status = _train_steps(&net, ws, <float*>cnp.PyArray_DATA(X),
@@ -1025,11 +1013,9 @@ cdef class Kernel:
                                           batch, &o,
                                           <float**>(pp + 2 * self.L) if state1 else NULL,
                                           <float**>(pp + 4 * self.L) if state2 else NULL, t, x_bound,
-                                          threads, held >= 1)
+                                          threads)
         finally:
             _active_trains -= 1
-            if held > 1:
-                set_blas_threads(held)
             free(pp)
         return status
 
@@ -1469,7 +1455,7 @@ cdef struct Train:
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
     long long t_step        # the step number the update of this step uses (Adam's t)
-    bint solo               # thread 0 goes on alone
+    bint solo               # thread 0 goes on alone (set once, never cleared)
     bint contended          # ... because the two threads spent their time waiting
     double waited[2]        # each thread's seconds at the barriers (thread 1's as of
                             # its last arrival at the first one)
@@ -1483,7 +1469,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
                       const long long* order, Py_ssize_t n_rows, Py_ssize_t first,
                       Py_ssize_t last, Py_ssize_t batch, const OptConf* o,
                       floating** s1, floating** s2, long long t, double x_bound,
-                      int threads, bint blas_held) except -1 nogil:
+                      int threads) except -1 nogil:
     """Mini-batch steps over positions [first, last) of `order` (or of the rows
     when order is NULL). Returns 0, or 1 if a cost was not finite, 2 if an
     update would not be finite, 3 if the batch's rows of X are not all finite
@@ -1507,8 +1493,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     two blocks: its forward product is the sum of two partial products, and
     its weight gradient and update are computed block by block (for plain
     SGD, one fused gemm per block). The blocks are independent, so with
-    `threads` >= 2 and products that qualify (SPLIT_* above; `blas_held`:
-    the caller holds OpenBLAS at one thread), each of two OpenMP threads
+    `threads` >= 2 and small products (SPLIT_* above: W1 and W2 of the
+    issue, batches of 10), each of two OpenMP threads
     owns one: it gathers its columns of the batch's rows, computes its
     partial product, and computes and applies its columns' update of W^1,
     and thread 0 does the small rest of the step between two barriers
@@ -1564,7 +1550,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.blocks = 2 if c.cut > 0 else 1
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
-    if c.blocks == 2 and threads > 1 and (blas_held or split_small(net.sizes, c.cut, batch)):
+    if c.blocks == 2 and threads > 1 and split_small(net.sizes, c.cut, batch):
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
     else:
@@ -1596,15 +1582,6 @@ cdef inline bint split_small(const int* sizes, int cut, Py_ssize_t batch) noexce
     """Whether OpenBLAS keeps each block's products on the calling thread (the
     second block is the larger: the cut rounds down)."""
     return <double>batch * (sizes[0] - cut) * sizes[1] <= SPLIT_MAX_WORK
-
-
-cdef inline bint split_dominant(const int* sizes, int L) noexcept nogil:
-    """Whether the first layer holds SPLIT_DOMINANT times the others' weights."""
-    cdef double rest = 0
-    cdef int l
-    for l in range(1, L):
-        rest += <double>sizes[l] * sizes[l + 1]
-    return <double>sizes[0] * sizes[1] >= SPLIT_DOMINANT * rest
 
 
 cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
@@ -1759,7 +1736,8 @@ cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb,
 cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
                      const floating* Y) noexcept nogil:
     """Thread 0's part of one step: everything but the first layer's forward
-    product and (on the fused path) its weight update."""
+    product and, on a split layer's proven steps, its gradient and update
+    (left to the blocks' owners: `fused_w1`, `block_w1`)."""
     cdef const Net* net = c.net
     cdef const OptConf* o = c.o
     cdef int L = net.L, l, n1 = net.sizes[1], m = net.sizes[net.L]
@@ -1863,7 +1841,8 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
             if proven:
                 next_bounds(o, L, c.bounds, step_size, <floating>o.eps, c.limit, True)
             else:
-                c.tracked = False     # checked steps from here to the end of this call
+                c.tracked = False     # checked steps from here to the end of this call,
+                c.solo = True         # which thread 0 runs alone: thread 1 can leave
         if proven and c.blocks == 2:
             c.block_w1 = True         # W^1 by the blocks' owners, after the barrier
         elif c.blocks == 2:
@@ -1899,4 +1878,5 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     c.loss_sum += cost
     if c.steps_done % SIGNAL_EVERY == 0:
         c.interrupted = _poll_signals() != 0
-        c.solo = active_trains() > 1 or _contended(c)
+        if active_trains() > 1 or _contended(c):
+            c.solo = True
