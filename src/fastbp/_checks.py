@@ -169,6 +169,11 @@ def not_finite(what, X, dtype):
     if finite_before_the_cast:
         return (f"{what} has values beyond the range of {dtype} (|x| > {np.finfo(dtype).max:.4g}); "
                 f"expected finite {dtype} values")
+    return nan_message(what, X)
+
+
+def nan_message(what, X) -> str:
+    """The message for NaN or infinity in X, naming its first bad row."""
     return f"{what} contains NaN or infinity{first_bad_row(X)}; expected finite values"
 
 

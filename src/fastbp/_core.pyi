@@ -134,7 +134,8 @@ class Workspace:
     @property
     def threads(self) -> int:
         """Threads the last Kernel.train call started: 2 for a split first
-        layer when OpenMP allows two, else 1 (0 before any call)."""
+        layer with small products when OpenMP allows two and no other
+        training call is running, else 1 (0 before any call)."""
     @property
     def contended(self) -> bool:
         """Whether that call went on with one thread because its two spent

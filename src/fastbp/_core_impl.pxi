@@ -118,13 +118,13 @@ cdef enum:
     # Training steps between checks for Ctrl-C (each check briefly takes the GIL).
     SIGNAL_EVERY = 64
     # Training splits a first layer of at least SPLIT_MIN_INPUTS inputs and
-    # SPLIT_MIN_WEIGHTS weights in two column blocks (whatever the batch and
-    # optimizer, so that a step computes the same with any batch size and
-    # thread count), and runs them on two threads when the batch's products
-    # are small: big enough for a thread each to pay for two barriers a
+    # SPLIT_MIN_WEIGHTS weights in two column blocks (plain SGD whatever the
+    # batch; other optimizers with small products only; never depending on
+    # the thread count, so that a step computes the same with any), and runs
+    # them on two threads when the batch's products are small: big enough for a thread each to pay for two barriers a
     # step, at most SPLIT_MAX_WORK multiply-adds per block so that OpenBLAS
     # runs each partial product on the calling thread (it threads larger
-    # ones itself, with results that depend on its thread count).
+    # ones itself, with results that may depend on its thread count).
     SPLIT_MIN_INPUTS = 64
     SPLIT_MIN_WEIGHTS = 8192
     SPLIT_MAX_WORK = 1 << 18
@@ -982,6 +982,7 @@ cdef class Kernel:
             raise MemoryError(_NO_SCRATCH)
         ws.steps_done = 0
         ws.threads = 0
+        ws.contended = False
         ws.checked_steps = 0
         ws.loss_sum = 0
         global _active_trains
@@ -1489,18 +1490,22 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     computes the update without writing it, and stops the run if any value
     would not be finite.
 
-    A large enough first layer (split_cut) has its input columns split in
+    A large enough first layer (split_cut; for optimizers other than plain
+    SGD only with small products) has its input columns split in
     two blocks: its forward product is the sum of two partial products, and
     its weight gradient and update are computed block by block (for plain
     SGD, one fused gemm per block). The blocks are independent, so with
-    `threads` >= 2 and small products (SPLIT_* above: W1 and W2 of the
-    issue, batches of 10), each of two OpenMP threads
-    owns one: it gathers its columns of the batch's rows, computes its
-    partial product, and computes and applies its columns' update of W^1,
-    and thread 0 does the small rest of the step between two barriers
-    (while thread 1 prefetches the next batch). The arithmetic is the same
-    for one thread or two, so the results are bit-identical whatever the
-    thread count.
+    `threads` >= 2 and small products (split_small: W1 and W2 of the issue,
+    batches of 10), each of two OpenMP threads owns one: it gathers its
+    columns of the batch's rows, computes its partial product, and, on steps
+    whose update is proven finite, computes and applies its columns' update
+    of W^1; thread 0 does the small rest of the step between two barriers
+    (with the whole update on checked steps), while thread 1 prefetches the
+    next batch. The arithmetic is the same for one thread or two, so the
+    results are bit-identical whatever the thread count. Thread 0 goes on
+    alone (`solo`) when another training call starts, when the two threads
+    mostly wait for each other (_contended), and for the rest of a momentum
+    or Adam call once a step is not proven finite.
     """
     cdef Train c
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[1]
@@ -1547,10 +1552,15 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.limit = 1e300 if floating is double else 1e37
     c.decay = fabs(1 - o.lr * o.l2)
     c.cut = split_cut(net.sizes, sizeof(floating))
+    if not c.plain_sgd and not split_small(net.sizes, net.L, c.cut, batch):
+        c.cut = 0           # (on one thread, the blocked gradient and update only cost)
     c.blocks = 2 if c.cut > 0 else 1
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
-    if c.blocks == 2 and threads > 1 and split_small(net.sizes, c.cut, batch):
+    # (momentum and Adam that nothing proves finite check every step, which
+    # thread 0 does alone)
+    if (c.blocks == 2 and threads > 1 and (c.plain_sgd or c.tracked)
+            and split_small(net.sizes, net.L, c.cut, batch)):
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
     else:
@@ -1578,10 +1588,18 @@ cdef inline int split_cut(const int* sizes, Py_ssize_t item) noexcept nogil:
     return <int>((sizes[0] // 2) // per_line * per_line)
 
 
-cdef inline bint split_small(const int* sizes, int cut, Py_ssize_t batch) noexcept nogil:
-    """Whether OpenBLAS keeps each block's products on the calling thread (the
-    second block is the larger: the cut rounds down)."""
-    return <double>batch * (sizes[0] - cut) * sizes[1] <= SPLIT_MAX_WORK
+cdef bint split_small(const int* sizes, int L, int cut, Py_ssize_t batch) noexcept nogil:
+    """Whether OpenBLAS keeps each product of a step on the calling thread: the
+    blocks' (the second block is the larger: the cut rounds down) and the
+    other layers' (so that an OpenMP-built OpenBLAS, single-threaded inside
+    a parallel region, computes the same as on one thread outside it)."""
+    cdef int l
+    if <double>batch * (sizes[0] - cut) * sizes[1] > SPLIT_MAX_WORK:
+        return False
+    for l in range(1, L):
+        if <double>batch * sizes[l] * sizes[l + 1] > SPLIT_MAX_WORK:
+            return False
+    return True
 
 
 cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
@@ -1619,6 +1637,26 @@ cdef bint _contended(Train* c) noexcept nogil:
     return c.contended
 
 
+cdef inline double nan_max(double m, double v) noexcept nogil:
+    """max(m, v), where a NaN (in either) sticks."""
+    return v if v > m or v != v else m
+
+
+cdef inline void prefetch_next(const Train* c, const floating* X, Py_ssize_t start, int k0,
+                               int k1) noexcept nogil:
+    """Prefetch columns [k0, k1) of the batch's rows at positions [start, start + batch)."""
+    cdef Py_ssize_t i, n0 = c.net.sizes[0]
+    for i in range(start, min(start + c.batch, c.last)):
+        prefetch_row(<const char*>(X + c.order[i] * n0 + k0), (k1 - k0) * sizeof(floating))
+
+
+cdef inline double timed_barrier() noexcept nogil:
+    """An OpenMP barrier; returns the seconds this thread waited at it."""
+    cdef double t = wtime()
+    barrier()
+    return wtime() - t
+
+
 cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
     """One thread's part of _train_steps: the steps, with thread 0 doing all
     but the first layer's blocks owned by other threads."""
@@ -1631,7 +1669,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* P = <floating*>c.P
     cdef floating* Xb
     cdef Py_ssize_t pos = c.first, nb, i, r
-    cdef double xmax, v, t_wait, waited = 0
+    cdef double xmax, waited = 0
     if tid == 0:
         c.threads = n_threads
     while pos < c.last:
@@ -1652,9 +1690,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
                 # Shuffled rows are cache misses: start fetching the next batch's
                 # rows now, so they arrive while this batch is computed. (With
                 # two threads, thread 1 does it while thread 0 runs _step_rest.)
-                for i in range(pos + nb, min(pos + nb + c.batch, c.last)):
-                    r = c.order[i]
-                    prefetch_row(<const char*>(X + r * n0 + k0), (k1 - k0) * sizeof(floating))
+                prefetch_next(c, X, pos + nb, k0, k1)
             if c.blocks == 1:
                 layer_forward(nb, n0, n1, Xb, W1, <const floating*>net.b[0], ap[net.L])
             else:
@@ -1665,17 +1701,13 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             # anything is written; a product of NaN rows changes nothing.)
             xmax = 0
             for i in range(nb):
-                v = absmax(Xb + i * n0 + k0, k1 - k0)
-                if v > xmax or v != v:      # NaN sticks
-                    xmax = v
+                xmax = nan_max(xmax, absmax(Xb + i * n0 + k0, k1 - k0))
             c.xb_bound[blk] = xmax
             blk += n_threads
         if n_threads > 1:
             if tid == 1:
                 c.waited[1] = waited    # (read by thread 0 after this barrier)
-            t_wait = wtime()
-            barrier()
-            waited += wtime() - t_wait
+            waited += timed_barrier()
             if tid == 0:
                 c.waited[0] = waited
         if tid == 0:
@@ -1684,13 +1716,9 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             # Thread 1 would only wait here: it prefetches all of the next
             # batch's rows, so neither thread stalls on a burst of prefetches
             # (about a tenth of a W1 float64 step) in its own part of the step.
-            for i in range(pos + nb, min(pos + nb + c.batch, c.last)):
-                r = c.order[i]
-                prefetch_row(<const char*>(X + r * n0), n0 * sizeof(floating))
+            prefetch_next(c, X, pos + nb, 0, n0)
         if n_threads > 1:
-            t_wait = wtime()
-            barrier()
-            waited += wtime() - t_wait
+            waited += timed_barrier()
         if c.status != 0:
             break
         if c.fused_w1:      # W^1 -= lr D^1^T X, block by block
@@ -1766,8 +1794,8 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     c.fused_w1 = False
     c.block_w1 = False
     c.t_step = c.t + 1
-    if c.blocks == 2 and (c.xb_bound[1] > x_bound or c.xb_bound[1] != c.xb_bound[1]):
-        x_bound = c.xb_bound[1]
+    if c.blocks == 2:
+        x_bound = nan_max(x_bound, c.xb_bound[1])
     if not _finite(x_bound):
         c.status = 3
         return

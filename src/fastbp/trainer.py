@@ -191,7 +191,7 @@ class Trainer:
             ws = _core.Workspace(self.network._kernel, X.shape[0])
             status = self._run(X, Y, None, 0, X.shape[0], X.shape[0], ws)
             if status == _BAD_X:
-                raise ValueError(_bad_x("X (changed during the step)", X)
+                raise ValueError(_checks.nan_message("X (changed during the step)", X)
                                  + "; the network is unchanged")
             if status != _OK:
                 raise FloatingPointError(self._divergence(status, "this step"))
@@ -222,7 +222,8 @@ class Trainer:
         the finished epochs.
 
         NaN or infinity in X is a ValueError naming the first bad row, and
-        changes nothing. When the parameters and optimizer state are small
+        changes nothing (an X a callback spoils between epochs undoes only the
+        epoch that finds it). When the parameters and optimizer state are small
         next to X (a copy of them at most 1/32 of X's bytes, as for the
         784-16-16-10 network on 60,000 examples), the core checks each
         batch's rows as it gathers them, so no pass over X is spent on it; a
@@ -292,16 +293,20 @@ class Trainer:
                     # a divergence or Ctrl-C before a bad row still reports it.
                     if not isinstance(exc, _BadRows) and not (rollback and not _core.finite(X)):
                         raise
-                    if not rollback:    # X was checked: another thread changed it
-                        raise ValueError(_bad_x("X (changed during training)", X)
-                                         + "; the network keeps the parameters from before "
-                                         "that batch") from None
-                    self._roll_back(point)
-                    if epoch == 0:
-                        self.history = previous
-                    raise ValueError(_bad_x("X" if epoch == 0 else "X (as the callbacks left it)"
-                                            if callbacks else "X (changed during training)",
-                                            X)) from None
+                    if epoch == 0 and rollback:
+                        what = "X"
+                    elif callbacks and rollback:
+                        what = "X (as the callbacks left it)"
+                    else:               # checked already: another thread changed it
+                        what = "X (changed during training)"
+                    message = _checks.nan_message(what, X)
+                    if rollback:
+                        self._roll_back(point)
+                        if epoch == 0:
+                            self.history = previous
+                    else:
+                        message += "; the network keeps the parameters from before that batch"
+                    raise ValueError(message) from None
                 seconds = time.perf_counter() - start
                 val_loss = val_accuracy = None
                 if val is not None:
@@ -443,11 +448,7 @@ def _check_finite(X, what):
     arrays that need no conversion; `Kernel.train` checks only the rows it
     trains on, batch by batch."""
     if not _core.finite(X):
-        raise ValueError(_bad_x(what, X))
-
-
-def _bad_x(what, X):
-    return f"{what} contains NaN or infinity{_checks.first_bad_row(X)}; expected finite values"
+        raise ValueError(_checks.nan_message(what, X))
 
 
 class _BadRows(Exception):
