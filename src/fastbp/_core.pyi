@@ -51,8 +51,8 @@ def openmp_threads() -> int:
 
 def _set_contended_share(share: float) -> None:
     """The share of wall time the two training threads may spend waiting at
-    the barriers, between them, before the loop goes on with one (1.0; the
-    tests lower it)."""
+    the barriers, between them, over 256 steps before the loop goes on with
+    one (0.8; the tests lower it)."""
 
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""

@@ -1461,6 +1461,7 @@ cdef struct Train:
     double waited[2]        # each thread's seconds at the barriers (thread 1's as of
                             # its last arrival at the first one)
     double mark[3]          # wall time and both waits at thread 0's last check
+    int checks              # thread 0's checks since the marks were set
     int threads             # the threads that started
     long steps_done, checked_steps
     double loss_sum
@@ -1534,6 +1535,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.block_w1 = False
     c.solo = False
     c.contended = False
+    c.checks = 0
     c.waited[0] = c.waited[1] = 0
     c.mark[0] = wtime()
     c.mark[1] = c.mark[2] = 0
@@ -1608,8 +1610,11 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
 
 
 # The share of wall time the two threads may spend waiting at the barriers,
-# between them, before thread 0 goes on alone (see _contended); the tests lower it.
-cdef double _contended_share = 1.0
+# between them, over CONTENDED_WINDOWS of thread 0's checks (64 steps each)
+# before thread 0 goes on alone (see _contended); the tests lower it.
+cdef double _contended_share = 0.8
+cdef enum:
+    CONTENDED_WINDOWS = 4
 
 def _set_contended_share(double share):
     global _contended_share
@@ -1617,15 +1622,22 @@ def _set_contended_share(double share):
 
 
 cdef bint _contended(Train* c) noexcept nogil:
-    """Whether, since thread 0's last check, the two threads together waited at
-    the barriers for longer than the time that passed: the OS is not running
-    both at once (a busy or oversubscribed machine, or a virtual CPU that
-    the host took away), and one thread would do better. Healthy two-thread
-    steps wait for about a quarter of the time (thread 1 during the rest of
-    the step)."""
-    cdef double now = wtime(), w0, w1, span
+    """Whether, over the last CONTENDED_WINDOWS of thread 0's checks, the two
+    threads together waited at the barriers for more than 0.8 of the time
+    that passed: the OS is not running both at full speed at once (a busy or
+    oversubscribed machine, or virtual CPUs the host shares out), and one
+    thread would do about as well. Healthy two-thread steps wait for
+    0.13-0.30 of the time between them (mostly thread 1, during the rest of
+    the step); single windows of 64 steps of up to 0.8 come and go, so the
+    share is taken over several."""
+    cdef double now, w0, w1, span
     if c.threads < 2:
         return False
+    c.checks += 1
+    if c.checks < CONTENDED_WINDOWS:
+        return c.contended
+    c.checks = 0
+    now = wtime()
     w0 = c.waited[0] - c.mark[1]
     w1 = c.waited[1] - c.mark[2]
     span = now - c.mark[0]
