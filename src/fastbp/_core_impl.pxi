@@ -1428,7 +1428,8 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 
 
 # One Kernel.train call, shared by the threads that run it (see _train_steps).
-# The fields from `t` on are written only by thread 0, between barriers.
+# The fields from `t` on are written only by thread 0, between barriers (but
+# waited[1], which thread 1 writes before the first one).
 cdef struct Train:
     const Net* net
     const OptConf* o
@@ -1455,7 +1456,6 @@ cdef struct Train:
     bint interrupted        # a signal handler raised (the exception is set)
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
-    long long t_step        # the step number the update of this step uses (Adam's t)
     bint solo               # thread 0 goes on alone (set once, never cleared)
     bint contended          # ... because the two threads spent their time waiting
     double waited[2]        # each thread's seconds at the barriers (thread 1's as of
@@ -1509,7 +1509,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     or Adam call once a step is not proven finite.
     """
     cdef Train c
-    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[1]
+    cdef bint small
     c.net = net
     c.o = o
     c.ptrs = ws.ptrs
@@ -1554,15 +1554,15 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.limit = 1e300 if floating is double else 1e37
     c.decay = fabs(1 - o.lr * o.l2)
     c.cut = split_cut(net.sizes, sizeof(floating))
-    if not c.plain_sgd and not split_small(net.sizes, net.L, c.cut, batch):
+    small = c.cut > 0 and split_small(net.sizes, net.L, c.cut, batch)
+    if not c.plain_sgd and not small:
         c.cut = 0           # (on one thread, the blocked gradient and update only cost)
     c.blocks = 2 if c.cut > 0 else 1
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
     # (momentum and Adam that nothing proves finite check every step, which
     # thread 0 does alone)
-    if (c.blocks == 2 and threads > 1 and (c.plain_sgd or c.tracked)
-            and split_small(net.sizes, net.L, c.cut, batch)):
+    if c.blocks == 2 and threads > 1 and (c.plain_sgd or c.tracked) and small:
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
     else:
@@ -1748,7 +1748,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
                 update_rows(c.o, n1, k1 - k0, n0, W1 + k0, ap[2 * net.L] + k0,
                             (<floating**>c.s1)[0] + k0 if c.s1 != NULL else <floating*>NULL,
                             (<floating**>c.s2)[0] + k0 if c.s2 != NULL else <floating*>NULL,
-                            c.o.l2, c.t_step, True)
+                            c.o.l2, c.t, True)    # (c.t counts this step already)
                 blk += n_threads
         if c.interrupted:
             break
@@ -1780,7 +1780,7 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     (left to the blocks' owners: `fused_w1`, `block_w1`)."""
     cdef const Net* net = c.net
     cdef const OptConf* o = c.o
-    cdef int L = net.L, l, n1 = net.sizes[1], m = net.sizes[net.L]
+    cdef int L = net.L, l, blk, n1 = net.sizes[1], m = net.sizes[net.L]
     cdef int n_in, n_out
     cdef floating** ap = <floating**>c.ptrs
     cdef floating** zp = ap + L
@@ -1805,7 +1805,6 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     cdef bint ok, fused_ok, proven
     c.fused_w1 = False
     c.block_w1 = False
-    c.t_step = c.t + 1
     if c.blocks == 2:
         x_bound = nan_max(x_bound, c.xb_bound[1])
     if not _finite(x_bound):
@@ -1886,8 +1885,8 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
         if proven and c.blocks == 2:
             c.block_w1 = True         # W^1 by the blocks' owners, after the barrier
         elif c.blocks == 2:
-            for l in range(c.blocks):
-                block_gradient(c, l, nb, Xb)
+            for blk in range(c.blocks):
+                block_gradient(c, blk, nb, Xb)
         if not proven:
             c.checked_steps += 1
             ok = True
@@ -1918,5 +1917,5 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     c.loss_sum += cost
     if c.steps_done % SIGNAL_EVERY == 0:
         c.interrupted = _poll_signals() != 0
-        if active_trains() > 1 or _contended(c):
+        if not c.solo and (active_trains() > 1 or _contended(c)):
             c.solo = True

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastbp import _checks, _core
-from fastbp.network import Network, Seed
+from fastbp.network import Network, Seed, _parameter_array
 from fastbp.optimizers import SGD, Adam, optimizer_from
 
 _OK, _BAD_COST, _BAD_UPDATE, _BAD_X = 0, 1, 2, 3
@@ -166,7 +166,10 @@ class Trainer:
     def _new_state(self):
         net = self.network
         def zeros():
-            return [np.zeros_like(W) for W in net.weights] + [np.zeros_like(b) for b in net.biases]
+            # (cache-line aligned like the parameters: the two training threads
+            # update their own columns of W^1's state too)
+            return ([_parameter_array(np.zeros(W.shape), W.dtype) for W in net.weights]
+                    + [np.zeros_like(b) for b in net.biases])
         kind = _state_kind(self.optimizer)
         if kind == "adam":
             return zeros(), zeros()
