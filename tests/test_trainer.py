@@ -9,6 +9,7 @@ dtype, with the orders the trainer documents: ``arange(n)`` without shuffling,
 """
 
 import _thread
+import contextlib
 import os
 import re
 import signal
@@ -1273,34 +1274,71 @@ def test_split_first_layer_with_large_batches_runs_on_one_thread(optimizer):
     assert status == 0 and ws.threads == 1
 
 
+@contextlib.contextmanager
+def forced_switches(net, windows):
+    """Make the training loop switch between two threads and one every
+    `windows` windows of 64 steps, whatever it measures (0: as measured)."""
+    # (the module the kernel comes from: _core, or _core_avx2 behind it)
+    core = sys.modules[type(net._kernel).__module__]
+    core._set_adapt_force(windows)
+    try:
+        yield
+    finally:
+        core._set_adapt_force(0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_two_threads_that_mostly_wait_go_on_as_one_with_the_same_results(optimizer):
-    """Every 256 steps thread 0 checks whether the two threads spent more of the
-    time waiting at the barriers than the share allows (0.8 of the wall time
-    between them); then it goes on alone, bit-identically. A share of 0 makes
-    any wait count."""
+def test_parking_and_waking_the_second_thread_keeps_the_results(optimizer, dtype):
+    """Thread 0 parks thread 1 and wakes it again as it measures one way or the
+    other to run faster. Forced to switch every window (or every other), two
+    calls in a row (the second starting the way the first ended: parked after
+    6 windows of 1 each, running after 6 windows of 2) give bit-identical
+    results to one thread and to two left to measure."""
     require_two_threads()
     results = []
-    for share, limit in ((0.8, None), (0.0, None), (0.8, 1)):
-        net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+    for windows, limit in ((0, None), (1, None), (2, None), (0, 1)):
+        net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
         X, Y = make_data(net, 4000)
-        # (the module the kernel comes from: _core, or _core_avx2 behind it)
-        core = sys.modules[type(net._kernel).__module__]
-        core._set_contended_share(share)
-        try:
+        with forced_switches(net, windows):
             if limit is None:
-                ws, status = split_run(net, X, Y, 10, optimizer=optimizer)
+                runs = [split_run(net, X, Y, 10, optimizer=optimizer) for _ in range(2)]
             else:
                 with omp_threads(limit):
-                    ws, status = split_run(net, X, Y, 10, optimizer=optimizer)
-        finally:
-            core._set_contended_share(0.8)
-        assert status == 0 and ws.steps_done == 400
-        assert ws.threads == (2 if limit is None else 1)
-        if share == 0.0:
-            assert ws.contended
+                    runs = [split_run(net, X, Y, 10, optimizer=optimizer) for _ in range(2)]
+        for ws, status in runs:
+            assert status == 0 and ws.steps_done == 400
+            assert ws.threads == (2 if limit is None else 1)
+        solo = [ws.solo_steps for ws, _ in runs]
+        if windows == 1:    # alone for steps 129-256 and 385-400, then 1-128 and 257-384
+            assert solo == [144, 256]
+        elif windows == 2:  # alone for steps 193-384, then 193-384 again
+            assert solo == [192, 192]
+        elif limit == 1:
+            assert solo == [0, 0]
+        else:   # as measured: the first call tries one thread from step 193 on
+            alone, duo, _, clock = net._kernel._adapt_state()
+            assert alone > 0 and duo > 0 and clock > 0 and solo[0] >= 128
+        results.append((snapshot(net), [ws.loss_sum for ws, _ in runs]))
+    assert results[1] == results[0] and results[2] == results[0] and results[3] == results[0]
+
+
+def test_a_bad_row_while_the_second_thread_is_parked_ends_the_call():
+    """Status 3 from a batch thread 0 runs alone (thread 1 parked) ends the call
+    (thread 1 is let go), with the earlier steps as on one thread."""
+    require_two_threads()
+    results = []
+    for limit in (None, 1):
+        net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+        X, Y = make_data(net, 4000)
+        order = np.random.default_rng(7).permutation(X.shape[0]).astype(np.int64)
+        X[order[1994]] = np.nan         # in step 200 (1-based), the second window alone
+        with forced_switches(net, 1), omp_threads(limit or 2):
+            ws, status = _one_call(net, fastbp.SGD(lr=0.5), X, Y, 10, order)
+        assert status == 3 and ws.steps_done == 199
+        assert ws.solo_steps == (199 - 128 if limit is None else 0)
         results.append((snapshot(net), ws.loss_sum))
-    assert results[0] == results[1] == results[2]
+    assert results[0] == results[1]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

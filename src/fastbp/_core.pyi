@@ -49,10 +49,10 @@ def absmax_of(x: npt.NDArray[Any]) -> float:
 def openmp_threads() -> int:
     """OpenMP threads a training loop may start now; 1 without OpenMP."""
 
-def _set_contended_share(share: float) -> None:
-    """The share of wall time the two training threads may spend waiting at
-    the barriers, between them, over 256 steps before the loop goes on with
-    one (0.8; the tests lower it)."""
+def _set_adapt_force(windows: int) -> None:
+    """Make a two-thread training loop switch between two threads and one every
+    `windows` windows of 64 steps whatever it measures (0, the default: the
+    faster way as measured; for the tests)."""
 
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
@@ -117,6 +117,9 @@ class Kernel:
         x_bound: float = ...,
     ) -> int:
         """Mini-batch steps over order[first:last]; 0 done, 1 cost or 2 update not finite, 3 bad X."""
+    def _adapt_state(self) -> tuple[float, float, bool, float]:
+        """(seconds per step alone, on two threads, whether two threads are the
+        faster way, seconds measured) as a two-thread training loop measured them."""
 
 class Workspace:
     """Scratch memory for training steps of up to `batch` rows."""
@@ -137,8 +140,8 @@ class Workspace:
         layer with small products when OpenMP allows two and no other
         training call is running, else 1 (0 before any call)."""
     @property
-    def contended(self) -> bool:
-        """Whether that call went on with one thread because its two spent
-        their time waiting for each other (the OS did not run both at once)."""
+    def solo_steps(self) -> int:
+        """Steps of that call which thread 0 ran alone although two threads had
+        started (measured faster, or tried: see _core_impl.pxi, _adapt)."""
     @property
     def loss_sum(self) -> float: ...

@@ -73,6 +73,31 @@ cdef extern from *:
     void barrier "fastbp_barrier"() noexcept nogil
     double wtime "fastbp_wtime"() noexcept nogil
 
+# A training thread parked by the other (see _adapt) polls a counter, sleeping
+# between looks (us microseconds, under a second) so that it leaves its core
+# to whatever else wants it.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    static long fastbp_load_acquire(const long* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static void fastbp_store_release(long* p, long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    #else
+    /* (builds without OpenMP: the parallel section has one thread, nothing polls) */
+    static long fastbp_load_acquire(const long* p) { return *(const volatile long*)p; }
+    static void fastbp_store_release(long* p, long v) { *(volatile long*)p = v; }
+    #endif
+    #if defined(_WIN32)
+    /* (the Windows wheels are built without OpenMP: nothing parks) */
+    static void fastbp_nap(long us) { (void)us; }
+    #else
+    #include <time.h>
+    static void fastbp_nap(long us) { struct timespec t = {0, us * 1000}; nanosleep(&t, NULL); }
+    #endif
+    """
+    long load_acquire "fastbp_load_acquire"(const long* p) noexcept nogil
+    void store_release "fastbp_store_release"(long* p, long v) noexcept nogil
+    void nap "fastbp_nap"(long us) noexcept nogil
+
 def openmp_threads():
     """How many OpenMP threads a training loop here may start now (OMP_NUM_THREADS,
     threadpoolctl); 1 when the core was built without OpenMP."""
@@ -615,6 +640,24 @@ cdef bint update_rows(const OptConf* o, Py_ssize_t rows, Py_ssize_t cols, Py_ssi
 # ---------------------------------------------------------------------------
 # Python-facing layer: argument checks and dispatch on dtype.
 
+cdef struct Adapt:
+    # Which way a split training loop runs faster on this machine now: both
+    # threads or thread 0 alone (see _adapt). The Kernel keeps it from one
+    # training call to the next (an epoch, or a progress bar's fiftieth of
+    # one), so that calls measure on from where the last one stopped.
+    double rate[2]          # seconds per step alone [0] and on two threads [1]; 0: not measured
+    double clock            # seconds spent in the measured windows (time between calls
+                            # does not count: the tries' cost is a share of training time)
+    double next_probe       # the clock at the next scheduled try of the other way
+    double interval         # seconds of the clock from a try to the next scheduled one
+    double prev             # seconds per step in the stint's previous window
+    long long key           # what the rates were measured for (batch size, optimizer)
+    int stint               # windows since the last switch between the two ways
+    bint home_duo           # the way measured faster
+    bint duo                # the way the steps run now (the home, or a try of the other)
+    bint probing            # the current stint tries the other way, back after PROBE_WINDOWS
+
+
 cdef int _typenum(object dtype) except -1:
     if dtype == np.float64:
         return cnp.NPY_DOUBLE
@@ -642,9 +685,11 @@ cdef class Kernel:
     cdef int* act
     cdef readonly tuple layer_sizes
     cdef int max_width   # max(sizes[1:])
+    cdef Adapt adapt     # used by the training calls, one at a time (see _train_steps)
 
     def __cinit__(self, sizes, activations, int cost, dtype):
         cdef int l
+        self.adapt.key = -1
         self.L = len(sizes) - 1
         if self.L < 1 or len(activations) != self.L:
             raise ValueError("need at least two sizes and one activation per layer")
@@ -674,6 +719,13 @@ cdef class Kernel:
     def __dealloc__(self):
         free(self.sizes)
         free(self.act)
+
+    def _adapt_state(self):
+        """(seconds per step alone, on two threads, whether two threads are the
+        home way, seconds measured): what the split training loop has measured
+        (see _adapt); zeros before any two-thread call."""
+        return (self.adapt.rate[0], self.adapt.rate[1], bool(self.adapt.home_duo),
+                self.adapt.clock)
 
     # -- checks -------------------------------------------------------------
 
@@ -982,7 +1034,7 @@ cdef class Kernel:
             raise MemoryError(_NO_SCRATCH)
         ws.steps_done = 0
         ws.threads = 0
-        ws.contended = False
+        ws.solo_steps = 0
         ws.checked_steps = 0
         ws.loss_sum = 0
         global _active_trains
@@ -1166,8 +1218,10 @@ cdef class Workspace:
     `steps_done` and `loss_sum` record the progress of the last `Kernel.train`
     call, also when Ctrl-C interrupts it;
     `checked_steps` counts its steps whose update was not proven finite in
-    advance and took the checked path, and `threads` is how many threads it
-    started (two only for a split first layer; see _train_steps).
+    advance and took the checked path, `threads` is how many threads it
+    started (two only for a split first layer; see _train_steps), and
+    `solo_steps` how many of its steps thread 0 ran alone although two had
+    started (see _adapt).
     """
     cdef void* mem
     cdef readonly Py_ssize_t batch
@@ -1181,7 +1235,7 @@ cdef class Workspace:
     cdef readonly long steps_done
     cdef readonly long checked_steps
     cdef readonly int threads
-    cdef readonly bint contended
+    cdef readonly long solo_steps
     cdef readonly double loss_sum
 
     def __cinit__(self, Kernel kernel, Py_ssize_t batch):
@@ -1428,8 +1482,8 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 
 
 # One Kernel.train call, shared by the threads that run it (see _train_steps).
-# The fields from `t` on are written only by thread 0, between barriers (but
-# waited[1], which thread 1 writes before the first one).
+# The fields from `t` on are written only by thread 0: between barriers, or
+# while thread 1 is parked (published to it by the release of `resumes`).
 cdef struct Train:
     const Net* net
     const OptConf* o
@@ -1456,14 +1510,17 @@ cdef struct Train:
     bint interrupted        # a signal handler raised (the exception is set)
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
-    bint solo               # thread 0 goes on alone (set once, never cleared)
-    bint contended          # ... because the two threads spent their time waiting
-    double waited[2]        # each thread's seconds at the barriers (thread 1's as of
-                            # its last arrival at the first one)
-    double mark[3]          # wall time and both waits at thread 0's last check
-    int checks              # thread 0's checks since the marks were set
+    bint solo               # thread 0 goes on alone to the end of the call, thread 1 leaves
+    bint duo                # both threads run the steps; else thread 1 is parked (_adapt)
+    long resumes            # times thread 0 woke thread 1 (atomic; thread 1 counts its parks)
+    long finished           # 1 once thread 1 may leave (atomic)
+    Py_ssize_t resume_pos   # the position thread 1 goes on from when woken
+    Adapt* adapt            # the Kernel's
+    double win_start        # wall time at the start of thread 0's current window of steps
+    long win_steps          # steps_done then (a window ends every SIGNAL_EVERY steps of
+                            # the call, so a call's first also covers its start)
     int threads             # the threads that started
-    long steps_done, checked_steps
+    long steps_done, checked_steps, solo_steps
     double loss_sum
 
 
@@ -1504,12 +1561,15 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     (with the whole update on checked steps), while thread 1 prefetches the
     next batch. The arithmetic is the same for one thread or two, so the
     results are bit-identical whatever the thread count. Thread 0 goes on
-    alone (`solo`) when another training call starts, when the two threads
-    mostly wait for each other (_contended), and for the rest of a momentum
-    or Adam call once a step is not proven finite.
+    alone (`solo`) when another training call starts and for the rest of a
+    momentum or Adam call once a step is not proven finite; it also parks
+    thread 1 and wakes it again as it measures one way or the other to run
+    faster (_adapt).
     """
     cdef Train c
     cdef bint small
+    cdef Adapt* a = &ws.kernel.adapt
+    cdef long long key
     c.net = net
     c.o = o
     c.ptrs = ws.ptrs
@@ -1534,13 +1594,12 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.fused_w1 = False
     c.block_w1 = False
     c.solo = False
-    c.contended = False
-    c.checks = 0
-    c.waited[0] = c.waited[1] = 0
-    c.mark[0] = wtime()
-    c.mark[1] = c.mark[2] = 0
+    c.resumes = 0
+    c.finished = 0
+    c.resume_pos = 0
     c.steps_done = 0
     c.checked_steps = 0
+    c.solo_steps = 0
     c.loss_sum = 0
     # The proofs work in double; they also need every hyperparameter to be
     # finite in the network's dtype (a float32 network with lr > 3.4e38
@@ -1563,13 +1622,31 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     # (momentum and Adam that nothing proves finite check every step, which
     # thread 0 does alone)
     if c.blocks == 2 and threads > 1 and (c.plain_sgd or c.tracked) and small:
+        # (rates measured for another batch size or optimizer do not apply)
+        key = batch * 4 + o.kind * 2 + c.plain_sgd
+        if a.key != key:
+            a.key = key
+            a.rate[0] = a.rate[1] = 0
+            a.clock = 0
+            a.next_probe = 0
+            a.interval = PROBE_MIN
+            a.prev = 0
+            a.stint = 0
+            a.home_duo = a.duo = True
+            a.probing = False
+        c.adapt = a
+        c.duo = a.duo
+        c.win_start = wtime()
+        c.win_steps = 0
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
     else:
+        c.adapt = NULL
+        c.duo = False
         _train_loop(&c, 0, 1, X)
     ws.steps_done = c.steps_done
     ws.threads = c.threads
-    ws.contended = c.contended
+    ws.solo_steps = c.solo_steps
     ws.checked_steps = c.checked_steps
     ws.loss_sum = c.loss_sum
     if c.interrupted:
@@ -1609,44 +1686,93 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
     return (0 if blk == 0 else c.cut), (c.net.sizes[0] if blk == c.blocks - 1 else c.cut)
 
 
-# The share of wall time the two threads may spend waiting at the barriers,
-# between them, over CONTENDED_WINDOWS of thread 0's checks (64 steps each)
-# before thread 0 goes on alone (see _contended); the tests lower it.
-cdef double _contended_share = 0.8
+# Switching between two threads and one (_adapt): each way is measured over
+# windows of SIGNAL_EVERY steps, the first window after a switch not counted;
+# a try of the other way lasts PROBE_WINDOWS windows (one counted: delays only
+# make a window slower, so a try errs towards staying) and wins by MARGIN;
+# tries are scheduled PROBE_MIN seconds of training after a switch, then
+# twice as far apart up to PROBE_MAX while the way stays (a W1 float64 try
+# costs about 0.8 ms in a healthy spell: under 0.1% at the longest gap); and
+# the tests can force a switch every _adapt_force windows.
 cdef enum:
-    CONTENDED_WINDOWS = 4
+    PROBE_WINDOWS = 2
+    NAP_MAX = 320       # microseconds
+cdef double PROBE_MIN = 0.02
+cdef double PROBE_MAX = 1.0
+cdef double MARGIN = 0.05
+cdef int _adapt_force = 0
 
-def _set_contended_share(double share):
-    global _contended_share
-    _contended_share = share
+def _set_adapt_force(int windows):
+    global _adapt_force
+    _adapt_force = windows
 
 
-cdef bint _contended(Train* c) noexcept nogil:
-    """Whether, over the last CONTENDED_WINDOWS of thread 0's checks, the two
-    threads together waited at the barriers for more than 0.8 of the time
-    that passed: the OS is not running both at full speed at once (a busy or
-    oversubscribed machine, or virtual CPUs the host shares out), and one
-    thread would do about as well. Healthy two-thread steps wait for
-    0.13-0.30 of the time between them (mostly thread 1, during the rest of
-    the step); single windows of 64 steps of up to 0.8 come and go, so the
-    share is taken over several."""
-    cdef double now, w0, w1, span
-    if c.threads < 2:
-        return False
-    c.checks += 1
-    if c.checks < CONTENDED_WINDOWS:
-        return c.contended
-    c.checks = 0
-    now = wtime()
-    w0 = c.waited[0] - c.mark[1]
-    w1 = c.waited[1] - c.mark[2]
-    span = now - c.mark[0]
-    c.mark[0] = now
-    c.mark[1] = c.waited[0]
-    c.mark[2] = c.waited[1]
-    if w0 + w1 > _contended_share * span:
-        c.contended = True
-    return c.contended
+cdef inline void _switch(Train* c) noexcept nogil:
+    c.duo = c.adapt.duo = not c.adapt.duo
+    c.adapt.stint = 0
+
+
+cdef void _adapt(Train* c) noexcept nogil:
+    """Thread 0, at the end of each window of SIGNAL_EVERY steps: whether the
+    next steps run on two threads or on thread 0 alone (c.duo), from the
+    seconds per step measured each way. Two threads are usually faster, but
+    not always: on a busy machine, or when the host of a virtual machine
+    serves one of its CPUs slower (this VM's "slow spells": W1 float64 took
+    170 ms an epoch on two threads against 127 ms on one), the steps that
+    hand work to the other thread twice each can take longer than one
+    thread doing all of it. So the loop runs the way measured faster (its
+    home) and now and then tries the other: at the first window, on a
+    schedule (tries that confirm the home double the gap, up to PROBE_MAX),
+    and as soon as the home way measures slower than the other way did.
+    Both ways compute the same, so the results do not depend on any of it."""
+    cdef Adapt* a = c.adapt
+    cdef double now = wtime(), t
+    cdef int way = 1 if a.duo else 0
+    t = (now - c.win_start) / (c.steps_done - c.win_steps)
+    a.clock += now - c.win_start
+    c.win_start = now
+    c.win_steps = c.steps_done
+    a.stint += 1
+    if a.stint == 1:
+        return      # (a switch's window pays for thread 1's wake-up and cache lines changing cores)
+    a.rate[way] = t if a.stint == 2 else min(t, a.prev)
+    a.prev = t
+    if _adapt_force > 0:
+        if a.stint > _adapt_force:
+            _switch(c)
+        return
+    if a.probing:
+        if a.stint < PROBE_WINDOWS:
+            return
+        a.probing = False
+        if a.rate[way] < (1 - MARGIN) * a.rate[1 - way]:
+            a.home_duo = a.duo      # the other way won: it is the home now
+            a.interval = PROBE_MIN
+        else:
+            a.interval = min(2 * a.interval, PROBE_MAX)
+            _switch(c)
+        a.next_probe = a.clock + a.interval
+    elif a.stint >= 3 and (a.rate[1 - way] == 0 or a.clock >= a.next_probe
+                           or a.rate[way] > (1 + MARGIN) * a.rate[1 - way]):
+        a.probing = True
+        _switch(c)
+
+
+cdef Py_ssize_t _parked(Train* c, long parks) noexcept nogil:
+    """Thread 1, parked for the `parks`-th time: waits until thread 0 wakes it
+    (returns the position to go on from) or lets it go (returns -1). It
+    sleeps between looks, 20 microseconds at first, twice as long each time
+    up to NAP_MAX: a wake-up is late by at most about that (thread 0 waits
+    for it at the next barrier, at most once per try, PROBE_MIN apart), and
+    a long park costs its core a few thousand wake-ups a second."""
+    cdef long us = 20
+    while True:
+        if load_acquire(&c.resumes) >= parks:
+            return c.resume_pos
+        if load_acquire(&c.finished):
+            return -1
+        nap(us)
+        us = min(2 * us, NAP_MAX)
 
 
 cdef inline double nan_max(double m, double v) noexcept nogil:
@@ -1662,13 +1788,6 @@ cdef inline void prefetch_next(const Train* c, const floating* X, Py_ssize_t sta
         prefetch_row(<const char*>(X + c.order[i] * n0 + k0), (k1 - k0) * sizeof(floating))
 
 
-cdef inline double timed_barrier() noexcept nogil:
-    """An OpenMP barrier; returns the seconds this thread waited at it."""
-    cdef double t = wtime()
-    barrier()
-    return wtime() - t
-
-
 cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
     """One thread's part of _train_steps: the steps, with thread 0 doing all
     but the first layer's blocks owned by other threads."""
@@ -1681,10 +1800,31 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* P = <floating*>c.P
     cdef floating* Xb
     cdef Py_ssize_t pos = c.first, nb, i, r
-    cdef double xmax, waited = 0
+    cdef double xmax
+    cdef long parks = 0
     if tid == 0:
         c.threads = n_threads
     while pos < c.last:
+        if n_threads > 1 and (c.solo or not c.duo):
+            # Thread 0 goes on alone. (Both threads read the flags after the
+            # same barrier: thread 0 sets them in _step_rest, or before the
+            # loop. This one makes both threads' updates of the last step
+            # done before thread 0 gathers into Xb and multiplies by W^1.)
+            barrier()
+            if tid == 0:
+                n_threads = 1
+                continue
+            if c.solo:
+                break
+            parks += 1
+            pos = _parked(c, parks)
+            if pos < 0:
+                break
+            continue
+        if tid == 0 and n_threads == 1 and c.threads > 1 and c.duo and not c.solo:
+            c.resume_pos = pos      # (published by the release below)
+            store_release(&c.resumes, c.resumes + 1)
+            n_threads = 2
         nb = c.last - pos if c.last - pos < c.batch else c.batch
         if c.order != NULL:
             Xb = <floating*>c.Xb
@@ -1717,20 +1857,18 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             c.xb_bound[blk] = xmax
             blk += n_threads
         if n_threads > 1:
-            if tid == 1:
-                c.waited[1] = waited    # (read by thread 0 after this barrier)
-            waited += timed_barrier()
-            if tid == 0:
-                c.waited[0] = waited
+            barrier()
         if tid == 0:
             _step_rest(c, pos, nb, Xb, Y)
+            if c.solo and n_threads == 1 and c.threads > 1:
+                store_release(&c.finished, 1)     # (thread 1 is parked: it may leave now)
         elif c.order != NULL:
             # Thread 1 would only wait here: it prefetches all of the next
             # batch's rows, so neither thread stalls on a burst of prefetches
             # (about a tenth of a W1 float64 step) in its own part of the step.
             prefetch_next(c, X, pos + nb, 0, n0)
         if n_threads > 1:
-            waited += timed_barrier()
+            barrier()
         if c.status != 0:
             break
         if c.fused_w1:      # W^1 -= lr D^1^T X, block by block
@@ -1750,16 +1888,13 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
                             (<floating**>c.s2)[0] + k0 if c.s2 != NULL else <floating*>NULL,
                             c.o.l2, c.t, True)    # (c.t counts this step already)
                 blk += n_threads
+        if tid == 0 and n_threads == 1 and c.threads > 1:
+            c.solo_steps += 1
         if c.interrupted:
             break
         pos += nb
-        if c.solo and n_threads > 1:
-            # Both threads' updates of this step are done before thread 0
-            # gathers into Xb and multiplies by W^1 again.
-            barrier()
-            if tid != 0:
-                break
-            n_threads = 1
+    if tid == 0 and c.threads > 1:
+        store_release(&c.finished, 1)     # (thread 1 may be parked)
 
 
 cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb,
@@ -1917,5 +2052,8 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     c.loss_sum += cost
     if c.steps_done % SIGNAL_EVERY == 0:
         c.interrupted = _poll_signals() != 0
-        if not c.solo and (active_trains() > 1 or _contended(c)):
-            c.solo = True
+        if c.threads > 1 and not c.solo:
+            if active_trains() > 1:
+                c.solo = True
+            else:
+                _adapt(c)
