@@ -40,7 +40,9 @@ cnp.import_array()
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
-    #define FASTBP_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+    /* (the empty volatile asm keeps GCC from deleting a loop of prefetches as
+       a loop without effects: it had deleted every prefetch of X's rows) */
+    #define FASTBP_PREFETCH(p) do { __builtin_prefetch((p), 0, 2); __asm__ __volatile__(""); } while (0)
     #else
     #define FASTBP_PREFETCH(p) ((void)(p))
     #endif
