@@ -1276,8 +1276,9 @@ def test_split_first_layer_with_large_batches_runs_on_one_thread(optimizer):
 
 @contextlib.contextmanager
 def forced_switches(net, windows):
-    """Make the training loop switch between two threads and one every
-    `windows` windows of 64 steps, whatever it measures (0: as measured)."""
+    """Make the training loop switch between two threads and one after every
+    `windows` counted windows of 64 steps (the first window after a switch is
+    not counted), whatever it measures (0: as measured)."""
     # (the module the kernel comes from: _core, or _core_avx2 behind it)
     core = sys.modules[type(net._kernel).__module__]
     core._set_adapt_force(windows)
@@ -1291,10 +1292,10 @@ def forced_switches(net, windows):
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
 def test_parking_and_waking_the_second_thread_keeps_the_results(optimizer, dtype):
     """Thread 0 parks thread 1 and wakes it again as it measures one way or the
-    other to run faster. Forced to switch every window (or every other), two
-    calls in a row (the second starting the way the first ended: parked after
-    6 windows of 1 each, running after 6 windows of 2) give bit-identical
-    results to one thread and to two left to measure."""
+    other to run faster. Forced to switch after every counted window (so every
+    second window) or every two (every third), two calls in a row (the second
+    goes on the way the first ended, and with its last, unfinished window)
+    give bit-identical results to one thread and to two left to measure."""
     require_two_threads()
     results = []
     for windows, limit in ((0, None), (1, None), (2, None), (0, 1)):
@@ -1310,9 +1311,9 @@ def test_parking_and_waking_the_second_thread_keeps_the_results(optimizer, dtype
             assert status == 0 and ws.steps_done == 400
             assert ws.threads == (2 if limit is None else 1)
         solo = [ws.solo_steps for ws, _ in runs]
-        if windows == 1:    # alone for steps 129-256 and 385-400, then 1-128 and 257-384
-            assert solo == [144, 256]
-        elif windows == 2:  # alone for steps 193-384, then 193-384 again
+        if windows == 1:    # alone for steps 129-256 and 385-400, then 1-112 and 241-368
+            assert solo == [144, 240]
+        elif windows == 2:  # alone for steps 193-384, then 177-368
             assert solo == [192, 192]
         elif limit == 1:
             assert solo == [0, 0]
@@ -1321,6 +1322,66 @@ def test_parking_and_waking_the_second_thread_keeps_the_results(optimizer, dtype
             assert alone > 0 and duo > 0 and clock > 0 and solo[0] >= 128
         results.append((snapshot(net), [ws.loss_sum for ws, _ in runs]))
     assert results[1] == results[0] and results[2] == results[0] and results[3] == results[0]
+
+
+def test_windows_span_short_calls():
+    """Calls shorter than a window (progress-bar slices of small data sets)
+    still measure and switch: a window goes on in the next call. Twenty calls
+    of 20 steps switch as one call of 400 steps does."""
+    require_two_threads()
+    results = []
+    for limit in (None, 1):
+        net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+        X, Y = make_data(net, 200)
+        with forced_switches(net, 1), omp_threads(limit or 2):
+            runs = [split_run(net, X, Y, 10) for _ in range(20)]
+        assert all(status == 0 and ws.steps_done == 20 for ws, status in runs)
+        assert sum(ws.solo_steps for ws, _ in runs) == (144 if limit is None else 0)
+        results.append((snapshot(net), [ws.loss_sum for ws, _ in runs]))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS[1:], ids=SPLIT_OPT_IDS[1:])
+def test_a_parked_second_thread_is_let_go_when_the_call_goes_on_alone(optimizer):
+    """A call that starts with thread 1 parked (the last one ended alone) and
+    whose first momentum or Adam step is not proven finite (the rest of the
+    call then runs on thread 0 alone) lets thread 1 go and computes as one
+    thread does."""
+    require_two_threads()
+    results = []
+    for limit in (None, 1):
+        net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+        X, Y = make_data(net, 4000)
+        with forced_switches(net, 1), omp_threads(limit or 2):
+            first, _ = split_run(net, X, Y, 10, optimizer=optimizer)
+            ws, status = split_run(net, X[:1000], Y[:1000], 10, x_bound=np.inf,
+                                   optimizer=optimizer)
+        assert status == 0 and ws.steps_done == 100 and ws.checked_steps == 100
+        assert ws.threads == (2 if limit is None else 1)
+        assert ws.solo_steps == (100 if limit is None else 0)
+        results.append((snapshot(net), first.loss_sum, ws.loss_sum))
+    assert results[0] == results[1]
+
+
+def test_measurements_are_kept_per_batch_size_and_optimizer():
+    """What the loop measured (seconds per step each way) stays with the
+    network for the next call with the same batch size and optimizer, and is
+    dropped for another."""
+    require_two_threads()
+    net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+    assert net._kernel._adapt_state() == (0.0, 0.0, False, 0.0)
+    X, Y = make_data(net, 4000)
+    split_run(net, X, Y, 10)        # 400 steps: both ways measured by step 320
+    alone, duo, _, clock = net._kernel._adapt_state()
+    assert alone > 0 and duo > 0 and clock > 0
+    split_run(net, X[:50], Y[:50], 10)          # 5 steps: no window ends
+    assert net._kernel._adapt_state()[3] == clock
+    split_run(net, X[:50], Y[:50], 9)           # another batch size
+    assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
+    split_run(net, X, Y, 10, optimizer=fastbp.Adam())
+    assert net._kernel._adapt_state()[3] > 0
+    split_run(net, X[:50], Y[:50], 10)          # back to SGD: measured afresh
+    assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
 
 
 def test_a_bad_row_while_the_second_thread_is_parked_ends_the_call():

@@ -50,9 +50,10 @@ def openmp_threads() -> int:
     """OpenMP threads a training loop may start now; 1 without OpenMP."""
 
 def _set_adapt_force(windows: int) -> None:
-    """Make a two-thread training loop switch between two threads and one every
-    `windows` windows of 64 steps whatever it measures (0, the default: the
-    faster way as measured; for the tests)."""
+    """Make a two-thread training loop switch between two threads and one after
+    every `windows` counted windows of 64 steps (the first window after a
+    switch is not counted), whatever it measures (0, the default: the faster
+    way as measured; for the tests)."""
 
 class Kernel:
     """Compiled passes for one network layout (sizes, activations, cost, dtype)."""
@@ -142,6 +143,8 @@ class Workspace:
     @property
     def solo_steps(self) -> int:
         """Steps of that call which thread 0 ran alone although two threads had
-        started (measured faster, or tried: see _core_impl.pxi, _adapt)."""
+        started: one thread measured faster or tried (see _core_impl.pxi,
+        _adapt), another training call started, or a momentum or Adam step
+        was not proven finite."""
     @property
     def loss_sum(self) -> float: ...

@@ -75,30 +75,68 @@ cdef extern from *:
     void barrier "fastbp_barrier"() noexcept nogil
     double wtime "fastbp_wtime"() noexcept nogil
 
-# A training thread parked by the other (see _adapt) polls a counter, sleeping
-# between looks (us microseconds, under a second) so that it leaves its core
-# to whatever else wants it.
+# Parking a training thread (see _parked): thread 0 publishes a wake-up
+# (`resumes`, `finished`) with a release store, then opens the gate: it bumps
+# the gate's count and wakes the thread sleeping on it (a futex on Linux; a
+# short sleep between looks elsewhere).
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
     static long fastbp_load_acquire(const long* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static void fastbp_store_release(long* p, long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static int fastbp_gate_value(const int* g) { return __atomic_load_n(g, __ATOMIC_ACQUIRE); }
+    static void fastbp_gate_bump(int* g) { __atomic_add_fetch(g, 1, __ATOMIC_RELEASE); }
+    #elif defined(_MSC_VER)
+    #include <intrin.h>
+    static long fastbp_load_acquire(const long* p) { return _InterlockedOr((volatile long*)p, 0); }
+    static void fastbp_store_release(long* p, long v) { _InterlockedExchange((volatile long*)p, v); }
+    static int fastbp_gate_value(const int* g) { return (int)_InterlockedOr((volatile long*)g, 0); }
+    static void fastbp_gate_bump(int* g) { _InterlockedIncrement((volatile long*)g); }
     #else
-    /* (builds without OpenMP: the parallel section has one thread, nothing polls) */
+    /* (no atomics known: such a build runs the parallel section on one thread) */
     static long fastbp_load_acquire(const long* p) { return *(const volatile long*)p; }
     static void fastbp_store_release(long* p, long v) { *(volatile long*)p = v; }
+    static int fastbp_gate_value(const int* g) { return *(const volatile int*)g; }
+    static void fastbp_gate_bump(int* g) { *(volatile int*)g += 1; }
     #endif
-    #if defined(_WIN32)
-    /* (the Windows wheels are built without OpenMP: nothing parks) */
-    static void fastbp_nap(long us) { (void)us; }
+    #if defined(__linux__)
+    #include <linux/futex.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    /* Sleeps until the gate's count is no longer `seen` (or returns at once). */
+    static void fastbp_gate_wait(int* g, int seen, int looks) {
+        (void)looks;
+        syscall(SYS_futex, g, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    }
+    static void fastbp_gate_open(int* g) {
+        fastbp_gate_bump(g);
+        syscall(SYS_futex, g, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    #elif defined(_WIN32)
+    #ifndef WIN32_LEAN_AND_MEAN
+    #define WIN32_LEAN_AND_MEAN
+    #endif
+    #include <windows.h>
+    static void fastbp_gate_wait(int* g, int seen, int looks) {
+        (void)g; (void)seen;
+        Sleep(looks < 64 ? 0 : 1);
+    }
+    static void fastbp_gate_open(int* g) { fastbp_gate_bump(g); }
     #else
     #include <time.h>
-    static void fastbp_nap(long us) { struct timespec t = {0, us * 1000}; nanosleep(&t, NULL); }
+    static void fastbp_gate_wait(int* g, int seen, int looks) {
+        struct timespec t = {0, looks < 16 ? 20000 : 200000};
+        (void)g; (void)seen;
+        nanosleep(&t, NULL);
+    }
+    static void fastbp_gate_open(int* g) { fastbp_gate_bump(g); }
     #endif
     """
     long load_acquire "fastbp_load_acquire"(const long* p) noexcept nogil
     void store_release "fastbp_store_release"(long* p, long v) noexcept nogil
-    void nap "fastbp_nap"(long us) noexcept nogil
+    int gate_value "fastbp_gate_value"(const int* g) noexcept nogil
+    void gate_wait "fastbp_gate_wait"(int* g, int seen, int looks) noexcept nogil
+    void gate_open "fastbp_gate_open"(int* g) noexcept nogil
 
 def openmp_threads():
     """How many OpenMP threads a training loop here may start now (OMP_NUM_THREADS,
@@ -653,7 +691,9 @@ cdef struct Adapt:
     double next_probe       # the clock at the next scheduled try of the other way
     double interval         # seconds of the clock from a try to the next scheduled one
     double prev             # seconds per step in the stint's previous window
+    double win_time         # seconds of the current window spent in earlier calls
     long long key           # what the rates were measured for (batch size, optimizer)
+    int win_steps           # steps of the current window so far (a window may span calls)
     int stint               # windows since the last switch between the two ways
     bint home_duo           # the way measured faster
     bint duo                # the way the steps run now (the home, or a try of the other)
@@ -1516,11 +1556,10 @@ cdef struct Train:
     bint duo                # both threads run the steps; else thread 1 is parked (_adapt)
     long resumes            # times thread 0 woke thread 1 (atomic; thread 1 counts its parks)
     long finished           # 1 once thread 1 may leave (atomic)
+    int gate                # bumped after each change of the two (see gate_open)
     Py_ssize_t resume_pos   # the position thread 1 goes on from when woken
     Adapt* adapt            # the Kernel's
-    double win_start        # wall time at the start of thread 0's current window of steps
-    long win_steps          # steps_done then (a window ends every SIGNAL_EVERY steps of
-                            # the call, so a call's first also covers its start)
+    double win_start        # wall time when this call's part of the current window began
     int threads             # the threads that started
     long steps_done, checked_steps, solo_steps
     double loss_sum
@@ -1598,6 +1637,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.solo = False
     c.resumes = 0
     c.finished = 0
+    c.gate = 0
     c.resume_pos = 0
     c.steps_done = 0
     c.checked_steps = 0
@@ -1633,15 +1673,21 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             a.next_probe = 0
             a.interval = PROBE_MIN
             a.prev = 0
+            a.win_time = 0
+            a.win_steps = 0
             a.stint = 0
             a.home_duo = a.duo = True
             a.probing = False
         c.adapt = a
         c.duo = a.duo
         c.win_start = wtime()
-        c.win_steps = 0
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
+        if c.solo or c.threads < 2:
+            a.win_steps = 0     # (the window's steps were not all run the measured way)
+            a.win_time = 0
+        else:
+            a.win_time += wtime() - c.win_start
     else:
         c.adapt = NULL
         c.duo = False
@@ -1689,16 +1735,17 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
 
 
 # Switching between two threads and one (_adapt): each way is measured over
-# windows of SIGNAL_EVERY steps, the first window after a switch not counted;
-# a try of the other way lasts PROBE_WINDOWS windows (one counted: delays only
-# make a window slower, so a try errs towards staying) and wins by MARGIN;
-# tries are scheduled PROBE_MIN seconds of training after a switch, then
-# twice as far apart up to PROBE_MAX while the way stays (a W1 float64 try
-# costs about 0.8 ms in a healthy spell: under 0.1% at the longest gap); and
-# the tests can force a switch every _adapt_force windows.
+# windows of WINDOW steps (a window may span calls: the time between them does
+# not count), the first window after a switch not counted; a try of the other
+# way lasts PROBE_WINDOWS windows (one counted: delays only make a window
+# slower, so a try errs towards staying) and wins by MARGIN; tries are
+# scheduled PROBE_MIN seconds of training after a switch, then twice as far
+# apart up to PROBE_MAX while the way stays (a W1 float64 try costs about
+# 0.8 ms in a healthy spell: under 0.1% at the longest gap); and the tests
+# can force a switch after every _adapt_force counted windows.
 cdef enum:
+    WINDOW = 64
     PROBE_WINDOWS = 2
-    NAP_MAX = 320       # microseconds
 cdef double PROBE_MIN = 0.02
 cdef double PROBE_MAX = 1.0
 cdef double MARGIN = 0.05
@@ -1715,7 +1762,7 @@ cdef inline void _switch(Train* c) noexcept nogil:
 
 
 cdef void _adapt(Train* c) noexcept nogil:
-    """Thread 0, at the end of each window of SIGNAL_EVERY steps: whether the
+    """Thread 0, at the end of each window of WINDOW steps: whether the
     next steps run on two threads or on thread 0 alone (c.duo), from the
     seconds per step measured each way. Two threads are usually faster, but
     not always: on a busy machine, or when the host of a virtual machine
@@ -1723,17 +1770,19 @@ cdef void _adapt(Train* c) noexcept nogil:
     170 ms an epoch on two threads against 127 ms on one), the steps that
     hand work to the other thread twice each can take longer than one
     thread doing all of it. So the loop runs the way measured faster (its
-    home) and now and then tries the other: at the first window, on a
-    schedule (tries that confirm the home double the gap, up to PROBE_MAX),
+    home) and now and then tries the other: once both the home's first
+    windows are in, on a schedule (tries that confirm the home double the gap, up to PROBE_MAX),
     and as soon as the home way measures slower than the other way did.
     Both ways compute the same, so the results do not depend on any of it."""
     cdef Adapt* a = c.adapt
-    cdef double now = wtime(), t
+    cdef double now = wtime(), span, t
     cdef int way = 1 if a.duo else 0
-    t = (now - c.win_start) / (c.steps_done - c.win_steps)
-    a.clock += now - c.win_start
+    span = a.win_time + (now - c.win_start)
+    t = span / WINDOW
+    a.clock += span
     c.win_start = now
-    c.win_steps = c.steps_done
+    a.win_time = 0
+    a.win_steps = 0
     a.stint += 1
     if a.stint == 1:
         return      # (a switch's window pays for thread 1's wake-up and cache lines changing cores)
@@ -1761,20 +1810,24 @@ cdef void _adapt(Train* c) noexcept nogil:
 
 
 cdef Py_ssize_t _parked(Train* c, long parks) noexcept nogil:
-    """Thread 1, parked for the `parks`-th time: waits until thread 0 wakes it
-    (returns the position to go on from) or lets it go (returns -1). It
-    sleeps between looks, 20 microseconds at first, twice as long each time
-    up to NAP_MAX: a wake-up is late by at most about that (thread 0 waits
-    for it at the next barrier, at most once per try, PROBE_MIN apart), and
-    a long park costs its core a few thousand wake-ups a second."""
-    cdef long us = 20
+    """Thread 1, parked for the `parks`-th time: sleeps until thread 0 wakes it
+    (returns the position to go on from) or lets it go (returns -1)."""
+    cdef int seen, looks = 0
     while True:
+        seen = gate_value(&c.gate)      # (before the checks: a wake-up after them moves it)
         if load_acquire(&c.resumes) >= parks:
             return c.resume_pos
         if load_acquire(&c.finished):
             return -1
-        nap(us)
-        us = min(2 * us, NAP_MAX)
+        gate_wait(&c.gate, seen, looks)
+        looks += 1
+
+
+cdef inline void _let_go(Train* c) noexcept nogil:
+    """Thread 0: thread 1 may leave the loop (it is parked, or will see the end)."""
+    if c.finished == 0:
+        store_release(&c.finished, 1)
+        gate_open(&c.gate)
 
 
 cdef inline double nan_max(double m, double v) noexcept nogil:
@@ -1826,6 +1879,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         if tid == 0 and n_threads == 1 and c.threads > 1 and c.duo and not c.solo:
             c.resume_pos = pos      # (published by the release below)
             store_release(&c.resumes, c.resumes + 1)
+            gate_open(&c.gate)
             n_threads = 2
         nb = c.last - pos if c.last - pos < c.batch else c.batch
         if c.order != NULL:
@@ -1863,7 +1917,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         if tid == 0:
             _step_rest(c, pos, nb, Xb, Y)
             if c.solo and n_threads == 1 and c.threads > 1:
-                store_release(&c.finished, 1)     # (thread 1 is parked: it may leave now)
+                _let_go(c)      # (thread 1 is parked: it may leave now)
         elif c.order != NULL:
             # Thread 1 would only wait here: it prefetches all of the next
             # batch's rows, so neither thread stalls on a burst of prefetches
@@ -1896,7 +1950,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             break
         pos += nb
     if tid == 0 and c.threads > 1:
-        store_release(&c.finished, 1)     # (thread 1 may be parked)
+        _let_go(c)
 
 
 cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb,
@@ -2054,8 +2108,9 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     c.loss_sum += cost
     if c.steps_done % SIGNAL_EVERY == 0:
         c.interrupted = _poll_signals() != 0
-        if c.threads > 1 and not c.solo:
-            if active_trains() > 1:
-                c.solo = True
-            else:
-                _adapt(c)
+        if c.threads > 1 and not c.solo and active_trains() > 1:
+            c.solo = True
+    if c.threads > 1 and not c.solo:
+        c.adapt.win_steps += 1
+        if c.adapt.win_steps == WINDOW:
+            _adapt(c)
