@@ -1369,7 +1369,7 @@ def test_measurements_are_kept_per_batch_size_and_optimizer():
     dropped for another."""
     require_two_threads()
     net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
-    assert net._kernel._adapt_state() == (0.0, 0.0, False, 0.0)
+    assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
     X, Y = make_data(net, 4000)
     split_run(net, X, Y, 10)        # 400 steps: both ways measured by step 320
     alone, duo, _, clock = net._kernel._adapt_state()

@@ -100,17 +100,20 @@ cdef extern from *:
     static void fastbp_gate_bump(int* g) { *(volatile int*)g += 1; }
     #endif
     #if defined(__linux__)
-    #include <linux/futex.h>
     #include <sys/syscall.h>
     #include <unistd.h>
+    /* FUTEX_WAIT and FUTEX_WAKE | FUTEX_PRIVATE_FLAG: the kernel's ABI, spelled
+       out because <linux/futex.h> is not in every build image (musl's) */
+    #define FASTBP_FUTEX_WAIT_PRIVATE 128
+    #define FASTBP_FUTEX_WAKE_PRIVATE 129
     /* Sleeps until the gate's count is no longer `seen` (or returns at once). */
     static void fastbp_gate_wait(int* g, int seen, int looks) {
         (void)looks;
-        syscall(SYS_futex, g, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+        syscall(SYS_futex, g, FASTBP_FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
     }
     static void fastbp_gate_open(int* g) {
         fastbp_gate_bump(g);
-        syscall(SYS_futex, g, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, g, FASTBP_FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
     #elif defined(_WIN32)
     #ifndef WIN32_LEAN_AND_MEAN
@@ -732,6 +735,7 @@ cdef class Kernel:
     def __cinit__(self, sizes, activations, int cost, dtype):
         cdef int l
         self.adapt.key = -1
+        self.adapt.home_duo = self.adapt.duo = True
         self.L = len(sizes) - 1
         if self.L < 1 or len(activations) != self.L:
             raise ValueError("need at least two sizes and one activation per layer")
@@ -1560,6 +1564,7 @@ cdef struct Train:
     Py_ssize_t resume_pos   # the position thread 1 goes on from when woken
     Adapt* adapt            # the Kernel's
     double win_start        # wall time when this call's part of the current window began
+    double loop_end         # wall time when thread 0 left its loop (before letting thread 1 go)
     int threads             # the threads that started
     long steps_done, checked_steps, solo_steps
     double loss_sum
@@ -1638,6 +1643,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.resumes = 0
     c.finished = 0
     c.gate = 0
+    c.loop_end = 0
     c.resume_pos = 0
     c.steps_done = 0
     c.checked_steps = 0
@@ -1683,11 +1689,11 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
         c.win_start = wtime()
         with parallel(num_threads=2):
             _train_loop(&c, threadid(), omp_num_threads(), X)
-        if c.solo or c.threads < 2:
+        if c.solo or c.status != 0 or c.interrupted:
             a.win_steps = 0     # (the window's steps were not all run the measured way)
             a.win_time = 0
-        else:
-            a.win_time += wtime() - c.win_start
+        elif c.threads > 1:
+            a.win_time += c.loop_end - c.win_start
     else:
         c.adapt = NULL
         c.duo = False
@@ -1765,14 +1771,16 @@ cdef void _adapt(Train* c) noexcept nogil:
     """Thread 0, at the end of each window of WINDOW steps: whether the
     next steps run on two threads or on thread 0 alone (c.duo), from the
     seconds per step measured each way. Two threads are usually faster, but
-    not always: on a busy machine, or when the host of a virtual machine
-    serves one of its CPUs slower (this VM's "slow spells": W1 float64 took
-    170 ms an epoch on two threads against 127 ms on one), the steps that
+    not always: on a busy machine, or when a virtual machine's host runs its
+    two CPUs slower together (this VM's "slow spells": W1 float64 took 160-190
+    ms an epoch on two threads against 125-130 ms on one), the steps that
     hand work to the other thread twice each can take longer than one
     thread doing all of it. So the loop runs the way measured faster (its
-    home) and now and then tries the other: once both the home's first
-    windows are in, on a schedule (tries that confirm the home double the gap, up to PROBE_MAX),
-    and as soon as the home way measures slower than the other way did.
+    home) and now and then tries the other: after the home's first three
+    windows (the first not counted), on a schedule (tries that confirm the
+    home double the gap, up to PROBE_MAX), and as soon as the home way, over
+    its last two windows, measures more than MARGIN slower than the other way
+    did.
     Both ways compute the same, so the results do not depend on any of it."""
     cdef Adapt* a = c.adapt
     cdef double now = wtime(), span, t
@@ -1862,9 +1870,12 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     while pos < c.last:
         if n_threads > 1 and (c.solo or not c.duo):
             # Thread 0 goes on alone. (Both threads read the flags after the
-            # same barrier: thread 0 sets them in _step_rest, or before the
-            # loop. This one makes both threads' updates of the last step
-            # done before thread 0 gathers into Xb and multiplies by W^1.)
+            # same barrier, where thread 0 set them in _step_rest or before
+            # the loop; or thread 1 reads them after a wake-up, whose release
+            # published them, and thread 0 changes them again only after both
+            # have met at the next barrier. This barrier makes both threads'
+            # updates of the last step done before thread 0 gathers into Xb
+            # and multiplies by W^1.)
             barrier()
             if tid == 0:
                 n_threads = 1
@@ -1950,6 +1961,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             break
         pos += nb
     if tid == 0 and c.threads > 1:
+        c.loop_end = wtime()    # (the wake-up below is not the steps' time)
         _let_go(c)
 
 
