@@ -1290,9 +1290,9 @@ def forced_switches(net, windows):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_parking_and_waking_the_second_thread_keeps_the_results(optimizer, dtype):
-    """Thread 0 parks thread 1 and wakes it again as it measures one way or the
-    other to run faster. Forced to switch after every counted window (so every
+def test_switching_between_one_thread_and_two_keeps_the_results(optimizer, dtype):
+    """The loop ends its parallel region to go on with thread 0 alone, and starts
+    one again, as it measures one way or the other to run faster. Forced to switch after every counted window (so every
     second window) or every two (every third), two calls in a row (the second
     goes on the way the first ended, and with its last, unfinished window)
     give bit-identical results to one thread and to two left to measure."""
@@ -1342,11 +1342,11 @@ def test_windows_span_short_calls():
 
 
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS[1:], ids=SPLIT_OPT_IDS[1:])
-def test_a_parked_second_thread_is_let_go_when_the_call_goes_on_alone(optimizer):
-    """A call that starts with thread 1 parked (the last one ended alone) and
-    whose first momentum or Adam step is not proven finite (the rest of the
-    call then runs on thread 0 alone) lets thread 1 go and computes as one
-    thread does."""
+def test_a_call_that_starts_alone_and_goes_on_alone(optimizer):
+    """A call that starts on thread 0 alone (the last one ended so) and whose
+    first momentum or Adam step is not proven finite (the rest of the call
+    then runs on thread 0 alone whatever it measures) computes as one thread
+    does."""
     require_two_threads()
     results = []
     for limit in (None, 1):
@@ -1384,9 +1384,9 @@ def test_measurements_are_kept_per_batch_size_and_optimizer():
     assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
 
 
-def test_a_bad_row_while_the_second_thread_is_parked_ends_the_call():
-    """Status 3 from a batch thread 0 runs alone (thread 1 parked) ends the call
-    (thread 1 is let go), with the earlier steps as on one thread."""
+def test_a_bad_row_in_a_stretch_run_alone_ends_the_call():
+    """Status 3 from a batch thread 0 runs alone (between two stretches on two
+    threads) ends the call, with the earlier steps as on one thread."""
     require_two_threads()
     results = []
     for limit in (None, 1):

@@ -137,14 +137,14 @@ class Workspace:
     def checked_steps(self) -> int: ...
     @property
     def threads(self) -> int:
-        """Threads the last Kernel.train call started: 2 for a split first
-        layer with small products when OpenMP allows two and no other
+        """Threads the last Kernel.train call could run on: 2 for a split
+        first layer with small products when OpenMP allows two and no other
         training call is running, else 1 (0 before any call)."""
     @property
     def solo_steps(self) -> int:
-        """Steps of that call which thread 0 ran alone although two threads had
-        started: one thread measured faster or tried (see _core_impl.pxi,
-        _adapt), another training call started, or a momentum or Adam step
-        was not proven finite."""
+        """Steps of that call which thread 0 ran alone although it could run on
+        two threads: one thread measured faster or was tried (see
+        _core_impl.pxi, _adapt), another training call started, or a
+        momentum or Adam step was not proven finite."""
     @property
     def loss_sum(self) -> float: ...

@@ -75,72 +75,6 @@ cdef extern from *:
     void barrier "fastbp_barrier"() noexcept nogil
     double wtime "fastbp_wtime"() noexcept nogil
 
-# Parking a training thread (see _parked): thread 0 publishes a wake-up
-# (`resumes`, `finished`) with a release store, then opens the gate: it bumps
-# the gate's count and wakes the thread sleeping on it (a futex on Linux; a
-# short sleep between looks elsewhere).
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    static long fastbp_load_acquire(const long* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static void fastbp_store_release(long* p, long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static int fastbp_gate_value(const int* g) { return __atomic_load_n(g, __ATOMIC_ACQUIRE); }
-    static void fastbp_gate_bump(int* g) { __atomic_add_fetch(g, 1, __ATOMIC_RELEASE); }
-    #elif defined(_MSC_VER)
-    #include <intrin.h>
-    static long fastbp_load_acquire(const long* p) { return _InterlockedOr((volatile long*)p, 0); }
-    static void fastbp_store_release(long* p, long v) { _InterlockedExchange((volatile long*)p, v); }
-    static int fastbp_gate_value(const int* g) { return (int)_InterlockedOr((volatile long*)g, 0); }
-    static void fastbp_gate_bump(int* g) { _InterlockedIncrement((volatile long*)g); }
-    #else
-    /* (no atomics known: such a build runs the parallel section on one thread) */
-    static long fastbp_load_acquire(const long* p) { return *(const volatile long*)p; }
-    static void fastbp_store_release(long* p, long v) { *(volatile long*)p = v; }
-    static int fastbp_gate_value(const int* g) { return *(const volatile int*)g; }
-    static void fastbp_gate_bump(int* g) { *(volatile int*)g += 1; }
-    #endif
-    #if defined(__linux__)
-    #include <sys/syscall.h>
-    #include <unistd.h>
-    /* FUTEX_WAIT and FUTEX_WAKE | FUTEX_PRIVATE_FLAG: the kernel's ABI, spelled
-       out because <linux/futex.h> is not in every build image (musl's) */
-    #define FASTBP_FUTEX_WAIT_PRIVATE 128
-    #define FASTBP_FUTEX_WAKE_PRIVATE 129
-    /* Sleeps until the gate's count is no longer `seen` (or returns at once). */
-    static void fastbp_gate_wait(int* g, int seen, int looks) {
-        (void)looks;
-        syscall(SYS_futex, g, FASTBP_FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
-    }
-    static void fastbp_gate_open(int* g) {
-        fastbp_gate_bump(g);
-        syscall(SYS_futex, g, FASTBP_FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    }
-    #elif defined(_WIN32)
-    #ifndef WIN32_LEAN_AND_MEAN
-    #define WIN32_LEAN_AND_MEAN
-    #endif
-    #include <windows.h>
-    static void fastbp_gate_wait(int* g, int seen, int looks) {
-        (void)g; (void)seen;
-        Sleep(looks < 64 ? 0 : 1);
-    }
-    static void fastbp_gate_open(int* g) { fastbp_gate_bump(g); }
-    #else
-    #include <time.h>
-    static void fastbp_gate_wait(int* g, int seen, int looks) {
-        struct timespec t = {0, looks < 16 ? 20000 : 200000};
-        (void)g; (void)seen;
-        nanosleep(&t, NULL);
-    }
-    static void fastbp_gate_open(int* g) { fastbp_gate_bump(g); }
-    #endif
-    """
-    long load_acquire "fastbp_load_acquire"(const long* p) noexcept nogil
-    void store_release "fastbp_store_release"(long* p, long v) noexcept nogil
-    int gate_value "fastbp_gate_value"(const int* g) noexcept nogil
-    void gate_wait "fastbp_gate_wait"(int* g, int seen, int looks) noexcept nogil
-    void gate_open "fastbp_gate_open"(int* g) noexcept nogil
-
 def openmp_threads():
     """How many OpenMP threads a training loop here may start now (OMP_NUM_THREADS,
     threadpoolctl); 1 when the core was built without OpenMP."""
@@ -1265,9 +1199,9 @@ cdef class Workspace:
     call, also when Ctrl-C interrupts it;
     `checked_steps` counts its steps whose update was not proven finite in
     advance and took the checked path, `threads` is how many threads it
-    started (two only for a split first layer; see _train_steps), and
-    `solo_steps` how many of its steps thread 0 ran alone although two had
-    started (see _adapt).
+    could run on (two only for a split first layer; see _train_steps), and
+    `solo_steps` how many of its steps thread 0 ran alone although it could
+    run on two (see _adapt).
     """
     cdef void* mem
     cdef readonly Py_ssize_t batch
@@ -1528,8 +1462,8 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 
 
 # One Kernel.train call, shared by the threads that run it (see _train_steps).
-# The fields from `t` on are written only by thread 0: between barriers, or
-# while thread 1 is parked (published to it by the release of `resumes`).
+# The fields from `t` on are written only by thread 0, between barriers or
+# outside the parallel region.
 cdef struct Train:
     const Net* net
     const OptConf* o
@@ -1556,15 +1490,12 @@ cdef struct Train:
     bint interrupted        # a signal handler raised (the exception is set)
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
-    bint solo               # thread 0 goes on alone to the end of the call, thread 1 leaves
-    bint duo                # both threads run the steps; else thread 1 is parked (_adapt)
-    long resumes            # times thread 0 woke thread 1 (atomic; thread 1 counts its parks)
-    long finished           # 1 once thread 1 may leave (atomic)
-    int gate                # bumped after each change of the two (see gate_open)
-    Py_ssize_t resume_pos   # the position thread 1 goes on from when woken
-    Adapt* adapt            # the Kernel's
+    bint solo               # thread 0 goes on alone to the end of the call
+    bint duo                # the steps run on two threads (a parallel region); else on
+                            # thread 0 alone, outside one (_adapt switches)
+    Py_ssize_t pos          # the position the next step starts at (between segments)
+    Adapt* adapt            # the Kernel's, when two threads may run; else NULL
     double win_start        # wall time when this call's part of the current window began
-    double loop_end         # wall time when thread 0 left its loop (before letting thread 1 go)
     int threads             # the threads that started
     long steps_done, checked_steps, solo_steps
     double loss_sum
@@ -1608,9 +1539,9 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     next batch. The arithmetic is the same for one thread or two, so the
     results are bit-identical whatever the thread count. Thread 0 goes on
     alone (`solo`) when another training call starts and for the rest of a
-    momentum or Adam call once a step is not proven finite; it also parks
-    thread 1 and wakes it again as it measures one way or the other to run
-    faster (_adapt).
+    momentum or Adam call once a step is not proven finite; and it runs the
+    steps alone (outside the parallel region) or on two threads (in one) as
+    it measures one way or the other to run faster (_adapt).
     """
     cdef Train c
     cdef bint small
@@ -1640,11 +1571,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     c.fused_w1 = False
     c.block_w1 = False
     c.solo = False
-    c.resumes = 0
-    c.finished = 0
-    c.gate = 0
-    c.loop_end = 0
-    c.resume_pos = 0
+    c.pos = first
     c.steps_done = 0
     c.checked_steps = 0
     c.solo_steps = 0
@@ -1686,17 +1613,25 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             a.probing = False
         c.adapt = a
         c.duo = a.duo
+        c.threads = 2
         c.win_start = wtime()
-        with parallel(num_threads=2):
-            _train_loop(&c, threadid(), omp_num_threads(), X)
+        # Segments of steps, on two threads or one, until the end, a status or
+        # an interrupt; a segment also ends where _adapt switches ways.
+        while c.pos < c.last and c.status == 0 and not c.interrupted:
+            if c.duo and not c.solo:
+                with parallel(num_threads=2):
+                    _train_loop(&c, threadid(), omp_num_threads(), X)
+            else:
+                _train_loop(&c, 0, 1, X)
         if c.solo or c.status != 0 or c.interrupted:
             a.win_steps = 0     # (the window's steps were not all run the measured way)
             a.win_time = 0
         elif c.threads > 1:
-            a.win_time += c.loop_end - c.win_start
+            a.win_time += wtime() - c.win_start
     else:
         c.adapt = NULL
         c.duo = False
+        c.threads = 1
         _train_loop(&c, 0, 1, X)
     ws.steps_done = c.steps_done
     ws.threads = c.threads
@@ -1793,7 +1728,8 @@ cdef void _adapt(Train* c) noexcept nogil:
     a.win_steps = 0
     a.stint += 1
     if a.stint == 1:
-        return      # (a switch's window pays for thread 1's wake-up and cache lines changing cores)
+        return      # (a switch's window pays for starting or ending the parallel region
+                    # and for cache lines changing cores)
     a.rate[way] = t if a.stint == 2 else min(t, a.prev)
     a.prev = t
     if _adapt_force > 0:
@@ -1815,27 +1751,6 @@ cdef void _adapt(Train* c) noexcept nogil:
                            or a.rate[way] > (1 + MARGIN) * a.rate[1 - way]):
         a.probing = True
         _switch(c)
-
-
-cdef Py_ssize_t _parked(Train* c, long parks) noexcept nogil:
-    """Thread 1, parked for the `parks`-th time: sleeps until thread 0 wakes it
-    (returns the position to go on from) or lets it go (returns -1)."""
-    cdef int seen, looks = 0
-    while True:
-        seen = gate_value(&c.gate)      # (before the checks: a wake-up after them moves it)
-        if load_acquire(&c.resumes) >= parks:
-            return c.resume_pos
-        if load_acquire(&c.finished):
-            return -1
-        gate_wait(&c.gate, seen, looks)
-        looks += 1
-
-
-cdef inline void _let_go(Train* c) noexcept nogil:
-    """Thread 0: thread 1 may leave the loop (it is parked, or will see the end)."""
-    if c.finished == 0:
-        store_release(&c.finished, 1)
-        gate_open(&c.gate)
 
 
 cdef inline double nan_max(double m, double v) noexcept nogil:
@@ -1862,36 +1777,20 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* W1 = <floating*>net.W[0]
     cdef floating* P = <floating*>c.P
     cdef floating* Xb
-    cdef Py_ssize_t pos = c.first, nb, i, r
+    cdef Py_ssize_t pos = c.pos, nb, i, r
     cdef double xmax
-    cdef long parks = 0
-    if tid == 0:
-        c.threads = n_threads
+    if tid == 0 and c.duo and not c.solo and n_threads < 2:
+        c.threads = 1       # (a parallel region with one thread: nothing to switch to)
     while pos < c.last:
-        if n_threads > 1 and (c.solo or not c.duo):
-            # Thread 0 goes on alone. (Both threads read the flags after the
-            # same barrier, where thread 0 set them in _step_rest or before
-            # the loop; or thread 1 reads them after a wake-up, whose release
-            # published them, and thread 0 changes them again only after both
-            # have met at the next barrier. This barrier makes both threads'
-            # updates of the last step done before thread 0 gathers into Xb
-            # and multiplies by W^1.)
-            barrier()
-            if tid == 0:
-                n_threads = 1
-                continue
-            if c.solo:
+        # Where the way changes, the segment ends (_train_steps goes on with
+        # the other). In the parallel region both threads read the flags
+        # after the same barrier (thread 0 sets them in _step_rest), and the
+        # region's end completes both threads' updates of the last step.
+        if n_threads > 1:
+            if c.solo or not c.duo:
                 break
-            parks += 1
-            pos = _parked(c, parks)
-            if pos < 0:
-                break
-            continue
-        if tid == 0 and n_threads == 1 and c.threads > 1 and c.duo and not c.solo:
-            c.resume_pos = pos      # (published by the release below)
-            store_release(&c.resumes, c.resumes + 1)
-            gate_open(&c.gate)
-            n_threads = 2
+        elif c.threads > 1 and c.duo and not c.solo:
+            break
         nb = c.last - pos if c.last - pos < c.batch else c.batch
         if c.order != NULL:
             Xb = <floating*>c.Xb
@@ -1927,8 +1826,6 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             barrier()
         if tid == 0:
             _step_rest(c, pos, nb, Xb, Y)
-            if c.solo and n_threads == 1 and c.threads > 1:
-                _let_go(c)      # (thread 1 is parked: it may leave now)
         elif c.order != NULL:
             # Thread 1 would only wait here: it prefetches all of the next
             # batch's rows, so neither thread stalls on a burst of prefetches
@@ -1960,9 +1857,8 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         if c.interrupted:
             break
         pos += nb
-    if tid == 0 and c.threads > 1:
-        c.loop_end = wtime()    # (the wake-up below is not the steps' time)
-        _let_go(c)
+    if tid == 0:
+        c.pos = pos
 
 
 cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb,
