@@ -1291,11 +1291,12 @@ def forced_switches(net, windows):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
 def test_switching_between_one_thread_and_two_keeps_the_results(optimizer, dtype):
-    """The loop ends its parallel region to go on with thread 0 alone, and starts
-    one again, as it measures one way or the other to run faster. Forced to switch after every counted window (so every
-    second window) or every two (every third), two calls in a row (the second
-    goes on the way the first ended, and with its last, unfinished window)
-    give bit-identical results to one thread and to two left to measure."""
+    """The loop ends its parallel region to go on with thread 0 alone, and
+    starts one again, as it measures one way or the other to run faster.
+    Forced to switch after every counted window (so every second window) or
+    every two (every third), two calls in a row (the second goes on the way
+    the first ended, and with its last, unfinished window) give bit-identical
+    results to one thread and to two left to measure."""
     require_two_threads()
     results = []
     for windows, limit in ((0, None), (1, None), (2, None), (0, 1)):

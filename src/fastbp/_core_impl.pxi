@@ -1463,7 +1463,8 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 
 # One Kernel.train call, shared by the threads that run it (see _train_steps).
 # The fields from `t` on are written only by thread 0, between barriers or
-# outside the parallel region.
+# outside the parallel region (and `pos` as it leaves a segment: thread 1
+# reads it only on entering a region).
 cdef struct Train:
     const Net* net
     const OptConf* o
@@ -1496,7 +1497,8 @@ cdef struct Train:
     Py_ssize_t pos          # the position the next step starts at (between segments)
     Adapt* adapt            # the Kernel's, when two threads may run; else NULL
     double win_start        # wall time when this call's part of the current window began
-    int threads             # the threads that started
+    int threads             # 2 when the call may run on two threads (set before any
+                            # region), else 1 (also when its first region had one)
     long steps_done, checked_steps, solo_steps
     double loss_sum
 
@@ -1767,8 +1769,10 @@ cdef inline void prefetch_next(const Train* c, const floating* X, Py_ssize_t sta
 
 
 cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
-    """One thread's part of _train_steps: the steps, with thread 0 doing all
-    but the first layer's blocks owned by other threads."""
+    """One thread's part of a segment of _train_steps: the steps from c.pos,
+    with thread 0 doing all but the first layer's blocks owned by other
+    threads, until the end, a status, an interrupt or a change of way (then
+    thread 0 stores the position reached in c.pos)."""
     cdef const Net* net = c.net
     cdef int n0 = net.sizes[0], n1 = net.sizes[1], blk, k0, k1
     cdef const floating* Y = <const floating*>c.Y
@@ -1780,7 +1784,12 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef Py_ssize_t pos = c.pos, nb, i, r
     cdef double xmax
     if tid == 0 and c.duo and not c.solo and n_threads < 2:
-        c.threads = 1       # (a parallel region with one thread: nothing to switch to)
+        # A parallel region with one thread (OMP_DYNAMIC, a thread limit):
+        # nothing to switch to for the rest of the call.
+        if c.steps_done > 0:
+            c.solo = True   # (its steps alone are counted as such)
+        else:
+            c.threads = 1
     while pos < c.last:
         # Where the way changes, the segment ends (_train_steps goes on with
         # the other). In the parallel region both threads read the flags
