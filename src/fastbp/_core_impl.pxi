@@ -632,8 +632,8 @@ cdef struct Adapt:
     long long key           # what the rates were measured for (batch size, optimizer)
     int win_steps           # steps of the current window so far (a window may span calls)
     int stint               # windows since the last switch between the two ways
-    bint home_duo           # the way measured faster
-    bint duo                # the way the steps run now (the home, or a try of the other)
+    bint duo                # the way the steps run now: the way measured faster (the
+                            # home), or, while probing, a try of the other
     bint probing            # the current stint tries the other way, back after PROBE_WINDOWS
 
 
@@ -669,7 +669,7 @@ cdef class Kernel:
     def __cinit__(self, sizes, activations, int cost, dtype):
         cdef int l
         self.adapt.key = -1
-        self.adapt.home_duo = self.adapt.duo = True
+        self.adapt.duo = True
         self.L = len(sizes) - 1
         if self.L < 1 or len(activations) != self.L:
             raise ValueError("need at least two sizes and one activation per layer")
@@ -704,8 +704,8 @@ cdef class Kernel:
         """(seconds per step alone, on two threads, whether two threads are the
         home way, seconds measured): what the split training loop has measured
         (see _adapt); zeros before any two-thread call."""
-        return (self.adapt.rate[0], self.adapt.rate[1], bool(self.adapt.home_duo),
-                self.adapt.clock)
+        return (self.adapt.rate[0], self.adapt.rate[1],
+                bool(self.adapt.duo != self.adapt.probing), self.adapt.clock)
 
     # -- checks -------------------------------------------------------------
 
@@ -1492,8 +1492,6 @@ cdef struct Train:
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
     bint solo               # thread 0 goes on alone to the end of the call
-    bint duo                # the steps run on two threads (a parallel region); else on
-                            # thread 0 alone, outside one (_adapt switches)
     Py_ssize_t pos          # the position the next step starts at (between segments)
     Adapt* adapt            # the Kernel's, when two threads may run; else NULL
     double win_start        # wall time when this call's part of the current window began
@@ -1611,16 +1609,15 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             a.win_time = 0
             a.win_steps = 0
             a.stint = 0
-            a.home_duo = a.duo = True
+            a.duo = True
             a.probing = False
         c.adapt = a
-        c.duo = a.duo
         c.threads = 2
         c.win_start = wtime()
         # Segments of steps, on two threads or one, until the end, a status or
         # an interrupt; a segment also ends where _adapt switches ways.
         while c.pos < c.last and c.status == 0 and not c.interrupted:
-            if c.duo and not c.solo:
+            if _two(&c):
                 with parallel(num_threads=2):
                     _train_loop(&c, threadid(), omp_num_threads(), X)
             else:
@@ -1632,7 +1629,6 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             a.win_time += wtime() - c.win_start
     else:
         c.adapt = NULL
-        c.duo = False
         c.threads = 1
         _train_loop(&c, 0, 1, X)
     ws.steps_done = c.steps_done
@@ -1699,14 +1695,20 @@ def _set_adapt_force(int windows):
     _adapt_force = windows
 
 
+cdef inline bint _two(const Train* c) noexcept nogil:
+    """Whether the next steps run on two threads (a parallel region): else on
+    thread 0 alone, outside one."""
+    return c.adapt != NULL and c.adapt.duo and not c.solo
+
+
 cdef inline void _switch(Train* c) noexcept nogil:
-    c.duo = c.adapt.duo = not c.adapt.duo
+    c.adapt.duo = not c.adapt.duo
     c.adapt.stint = 0
 
 
 cdef void _adapt(Train* c) noexcept nogil:
     """Thread 0, at the end of each window of WINDOW steps: whether the
-    next steps run on two threads or on thread 0 alone (c.duo), from the
+    next steps run on two threads or on thread 0 alone (a.duo), from the
     seconds per step measured each way. Two threads are usually faster, but
     not always: on a busy machine, or when a virtual machine's host runs its
     two CPUs slower together (this VM's "slow spells": W1 float64 took 160-190
@@ -1743,8 +1745,7 @@ cdef void _adapt(Train* c) noexcept nogil:
             return
         a.probing = False
         if a.rate[way] < (1 - MARGIN) * a.rate[1 - way]:
-            a.home_duo = a.duo      # the other way won: it is the home now
-            a.interval = PROBE_MIN
+            a.interval = PROBE_MIN  # the other way won: it is the home now
         else:
             a.interval = min(2 * a.interval, PROBE_MAX)
             _switch(c)
@@ -1783,22 +1784,19 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* Xb
     cdef Py_ssize_t pos = c.pos, nb, i, r
     cdef double xmax
-    if tid == 0 and c.duo and not c.solo and n_threads < 2:
+    if tid == 0 and n_threads < 2 and _two(c):
         # A parallel region with one thread (OMP_DYNAMIC, a thread limit):
-        # nothing to switch to for the rest of the call.
-        if c.steps_done > 0:
-            c.solo = True   # (its steps alone are counted as such)
-        else:
+        # nothing to switch to for the rest of the call. (Its steps count as
+        # run alone unless the call had run none on two.)
+        c.solo = True
+        if c.steps_done == 0:
             c.threads = 1
     while pos < c.last:
         # Where the way changes, the segment ends (_train_steps goes on with
         # the other). In the parallel region both threads read the flags
         # after the same barrier (thread 0 sets them in _step_rest), and the
         # region's end completes both threads' updates of the last step.
-        if n_threads > 1:
-            if c.solo or not c.duo:
-                break
-        elif c.threads > 1 and c.duo and not c.solo:
+        if (n_threads > 1) != _two(c):
             break
         nb = c.last - pos if c.last - pos < c.batch else c.batch
         if c.order != NULL:
