@@ -1189,9 +1189,14 @@ def test_two_trainers_in_two_threads_match_sequential_training(sizes, optimizer)
 
 # Training splits a first layer of at least 64 inputs and 8192 weights in two
 # column blocks (48 and 52 inputs here) and runs the blocks on two OpenMP threads
-# when a batch's products are small (batch x the larger block's weights <= 2^18:
-# batches up to 60 here).
+# when every other product of a step is small (batch x weights <= 2^18: batches
+# up to 451 here); a block's products beyond 2^18 multiply-adds (batches over 60
+# here) are computed in pieces of at most 2^18, for a first layer of at most
+# 256 units. PIECE_SIZES has pieces of every kind at batch 50: forward, rows
+# 0-24 and 25-49 of the batch and inputs 0-255 and the rest of each block;
+# the weight gradient, rows 0-39 and 40-49 and 160 columns at a time.
 SPLIT_SIZES = (100, 83, 7, 3)
+PIECE_SIZES = (600, 40, 5)
 SPLIT_LAYOUTS = LAYOUTS + [("sigmoid", "sigmoid", "quadratic")]
 SPLIT_OPTIMIZERS = [fastbp.SGD(lr=0.5), fastbp.SGD(lr=0.2, momentum=0.9, nesterov=True),
                     fastbp.Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-7)]
@@ -1227,7 +1232,7 @@ def require_two_threads():
 def test_split_first_layer_equals_reference(opt_id, optimizer, spec, layout, batch, shuffle,
                                             dtype):
     """157 examples in batches of 10 (the last of 7; on two threads where there
-    are two) or 80 (one thread: products beyond 2^18), with l2."""
+    are two) or 80 (the blocks' products in pieces), with l2."""
     net = make_net(layout, dtype, sizes=SPLIT_SIZES)
     X, Y = make_data(net, 157)
     oracle = Oracle(net, spec, l2=0.01)
@@ -1244,14 +1249,19 @@ def test_split_first_layer_equals_reference(opt_id, optimizer, spec, layout, bat
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("batch", [1, 10, 37])
+@pytest.mark.parametrize("sizes, batch", [(SPLIT_SIZES, 1), (SPLIT_SIZES, 10),
+                                          (SPLIT_SIZES, 37), (SPLIT_SIZES, 80),
+                                          (PIECE_SIZES, 50)],
+                         ids=["batch1", "batch10", "batch37", "batch80-pieces",
+                              "600-inputs-pieces"])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2, batch, dtype):
+def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2, sizes, batch,
+                                                                   dtype):
     require_two_threads()
     results = []
     for limit in (None, 1):
-        net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
+        net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=sizes)
         X, Y = make_data(net, 301)
         if limit is None:
             ws, status = split_run(net, X, Y, batch, optimizer=optimizer, l2=l2)
@@ -1265,13 +1275,48 @@ def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("sizes, batch", [((100, 300, 3), 64), (SPLIT_SIZES, 460)],
+                         ids=["300-units", "large-second-layer"])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_split_first_layer_with_large_batches_runs_on_one_thread(optimizer):
-    """Partial products beyond 2^18 multiply-adds are OpenBLAS's to thread (on
-    its own threads, whose count changes the bits: fastbp leaves it alone)."""
-    net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
-    ws, status = split_run(net, *make_data(net, 200), 64, optimizer=optimizer)
+def test_split_first_layer_with_large_products_runs_on_one_thread(optimizer, sizes, batch):
+    """Products beyond 2^18 multiply-adds that are not cut in pieces (a first
+    layer of more than 256 units, or any other layer) are OpenBLAS's to
+    thread (on its own threads, whose count changes the bits: fastbp leaves
+    it alone)."""
+    net = make_net(SPLIT_LAYOUTS[2], sizes=sizes)
+    ws, status = split_run(net, *make_data(net, 2 * batch), batch, optimizer=optimizer)
     assert status == 0 and ws.threads == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("opt_id, optimizer, spec", OPTIMIZERS, ids=OPT_IDS)
+def test_split_first_layer_in_pieces_equals_reference(opt_id, optimizer, spec, dtype):
+    """600 inputs in blocks of 288 / 296 and 312 / 304 (float32 / float64),
+    batches of 50 and a last of 7, with l2: every kind of piece, shuffled."""
+    net = make_net(LAYOUTS[1], dtype, sizes=PIECE_SIZES)
+    X, Y = make_data(net, 157)
+    oracle = Oracle(net, spec, l2=0.01)
+    tr = fastbp.Trainer(net, optimizer, batch_size=50, l2=0.01, seed=5)
+    hist = tr.fit(X, Y, epochs=2)
+    rng = np.random.default_rng(5)
+    want = [oracle.epoch(X, Y, rng.permutation(157), 50) for _ in range(2)]
+    rtol = RTOL[np.dtype(dtype)] * (5 if dtype == np.float32 else 1)
+    oracle.assert_matches(net, rtol)
+    assert hist.loss == pytest.approx(want, rel=rtol)
+
+
+def test_windows_end_after_a_millisecond():
+    """Steps of a millisecond or so (784-100-2 at batch 1000: 78M multiply-adds
+    in the first layer) are measured in windows of fewer than 64 steps, so 20
+    steps have already measured both ways and tried the slower one."""
+    require_two_threads()
+    net = fastbp.Network([784, 100, 2], activation="relu", output="softmax", cost="log_loss",
+                         dtype="float32", seed=0)
+    X, Y = make_data(net, 20000)
+    ws, status = split_run(net, X, Y, 1000, optimizer=fastbp.Adam())
+    alone, two, _, clock = net._kernel._adapt_state()
+    assert status == 0 and ws.threads == 2
+    assert alone > 0 and two > 0 and clock > 0
 
 
 @contextlib.contextmanager

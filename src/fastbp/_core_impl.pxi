@@ -55,6 +55,7 @@ cdef extern from *:
     """
     #ifdef _OPENMP
     #include <omp.h>
+    #define FASTBP_HAS_OPENMP 1
     static int fastbp_max_threads(void) { return omp_get_max_threads(); }
     static int fastbp_num_threads(void) { return omp_get_num_threads(); }
     #ifdef _MSC_VER
@@ -64,12 +65,14 @@ cdef extern from *:
     #endif
     static double fastbp_wtime(void) { return omp_get_wtime(); }
     #else
+    #define FASTBP_HAS_OPENMP 0
     static double fastbp_wtime(void) { return 0; }
     static int fastbp_max_threads(void) { return 1; }
     static int fastbp_num_threads(void) { return 1; }
     static void fastbp_barrier(void) { }
     #endif
     """
+    bint HAS_OPENMP "FASTBP_HAS_OPENMP"
     int max_threads "fastbp_max_threads"() noexcept nogil
     int omp_num_threads "fastbp_num_threads"() noexcept nogil
     void barrier "fastbp_barrier"() noexcept nogil
@@ -123,13 +126,25 @@ cdef enum:
     # SPLIT_MIN_WEIGHTS weights in two column blocks (plain SGD whatever the
     # batch; other optimizers with small products only; never depending on
     # the thread count, so that a step computes the same with any), and runs
-    # them on two threads when the batch's products are small: big enough for a thread each to pay for two barriers a
-    # step, at most SPLIT_MAX_WORK multiply-adds per block so that OpenBLAS
-    # runs each partial product on the calling thread (it threads larger
-    # ones itself, with results that may depend on its thread count).
+    # them on two threads when the batch's products are small: big enough
+    # for a thread each to pay for two barriers a step, and every BLAS call
+    # of at most SPLIT_MAX_WORK multiply-adds, so that OpenBLAS runs it on
+    # the calling thread (it threads larger ones itself, and two threads'
+    # threaded calls would queue for its one pool). A block's products
+    # beyond that are computed in pieces that are not (block_product,
+    # block_product_t), for a layer of at most PIECE_MAX_UNITS units: pieces
+    # of PIECE_K inputs and as many rows as fit, and of PIECE_ROWS rows (of
+    # the batch) and as many columns as fit. Measured against one call for
+    # the block on one thread (784 inputs, batches of 64-1000, 30-256 units,
+    # float32 and float64; docs/bench/gemm-pieces.txt), the pieces took
+    # 0.71-1.07x as long forward and 0.61-0.99x for the weight gradient;
+    # with more units a piece has fewer rows or columns, and gets slower.
     SPLIT_MIN_INPUTS = 64
     SPLIT_MIN_WEIGHTS = 8192
     SPLIT_MAX_WORK = 1 << 18
+    PIECE_MAX_UNITS = 256
+    PIECE_K = 256
+    PIECE_ROWS = 40
 
 cdef double LEAKY_SLOPE = 0.01
 
@@ -1490,7 +1505,9 @@ cdef struct Train:
     int status              # 0, or 1 / 2 / 3 as _train_steps returns
     bint interrupted        # a signal handler raised (the exception is set)
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
-    bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2)
+    bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2,
+                            # and plain SGD in pieces)
+    bint pieces             # the blocks' products are computed in pieces (block_product)
     bint solo               # thread 0 goes on alone to the end of the call
     Py_ssize_t pos          # the position the next step starts at (between segments)
     Adapt* adapt            # the Kernel's, when two threads may run; else NULL
@@ -1531,7 +1548,9 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     its weight gradient and update are computed block by block (for plain
     SGD, one fused gemm per block). The blocks are independent, so with
     `threads` >= 2 and small products (split_small: W1 and W2 of the issue,
-    batches of 10), each of two OpenMP threads owns one: it gathers its
+    batches of 10; and W3, 784-100-10 in batches of 200, whose blocks'
+    products are computed in pieces of at most SPLIT_MAX_WORK multiply-adds,
+    `pieces`), each of two OpenMP threads owns one: it gathers its
     columns of the batch's rows, computes its partial product, and, on steps
     whose update is proven finite, computes and applies its columns' update
     of W^1; thread 0 does the small rest of the step between two barriers
@@ -1592,6 +1611,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     if not c.plain_sgd and not small:
         c.cut = 0           # (on one thread, the blocked gradient and update only cost)
     c.blocks = 2 if c.cut > 0 else 1
+    c.pieces = small and <double>batch * (net.sizes[0] - c.cut) * net.sizes[1] > SPLIT_MAX_WORK
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
     # (momentum and Adam that nothing proves finite check every step, which
@@ -1656,11 +1676,15 @@ cdef inline int split_cut(const int* sizes, Py_ssize_t item) noexcept nogil:
 
 cdef bint split_small(const int* sizes, int L, int cut, Py_ssize_t batch) noexcept nogil:
     """Whether OpenBLAS keeps each product of a step on the calling thread: the
-    blocks' (the second block is the larger: the cut rounds down) and the
-    other layers' (so that an OpenMP-built OpenBLAS, single-threaded inside
-    a parallel region, computes the same as on one thread outside it)."""
+    blocks' (the second block is the larger: the cut rounds down), in pieces
+    where they are larger (a layer of at most PIECE_MAX_UNITS units, in a
+    build with OpenMP: without, one thread would lose OpenBLAS's threads for
+    nothing), and the other layers' (so that an OpenMP-built OpenBLAS,
+    single-threaded inside a parallel region, computes the same as on one
+    thread outside it)."""
     cdef int l
-    if <double>batch * (sizes[0] - cut) * sizes[1] > SPLIT_MAX_WORK:
+    if (<double>batch * (sizes[0] - cut) * sizes[1] > SPLIT_MAX_WORK
+            and (sizes[1] > PIECE_MAX_UNITS or not HAS_OPENMP)):
         return False
     for l in range(1, L):
         if <double>batch * sizes[l] * sizes[l + 1] > SPLIT_MAX_WORK:
@@ -1674,17 +1698,22 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
 
 
 # Switching between two threads and one (_adapt): each way is measured over
-# windows of WINDOW steps (a window may span calls: the time between them does
-# not count), the first window after a switch not counted; a try of the other
+# windows of WINDOW steps, or fewer steps as soon as a window has lasted
+# WINDOW_SECONDS (steps of a millisecond, as with 784-100-10 in batches of 200,
+# would otherwise make a try of the slower way cost tens of milliseconds); a
+# window may span calls (the time between them does not count), and the first
+# window after a switch is not counted; a try of the other
 # way lasts PROBE_WINDOWS windows (one counted: delays only make a window
 # slower, so a try errs towards staying) and wins by MARGIN; tries are
 # scheduled PROBE_MIN seconds of training after a switch, then twice as far
 # apart up to PROBE_MAX while the way stays (a W1 float64 try costs about
 # 0.8 ms in a healthy spell: under 0.1% at the longest gap); and the tests
-# can force a switch after every _adapt_force counted windows.
+# can force a switch after every _adapt_force counted windows (then of
+# WINDOW steps, whatever their time).
 cdef enum:
     WINDOW = 64
     PROBE_WINDOWS = 2
+cdef double WINDOW_SECONDS = 0.001
 cdef double PROBE_MIN = 0.02
 cdef double PROBE_MAX = 1.0
 cdef double MARGIN = 0.05
@@ -1706,8 +1735,8 @@ cdef inline void _switch(Train* c) noexcept nogil:
     c.adapt.stint = 0
 
 
-cdef void _adapt(Train* c) noexcept nogil:
-    """Thread 0, at the end of each window of WINDOW steps: whether the
+cdef void _adapt(Train* c, double now) noexcept nogil:
+    """Thread 0, at the end of each window (at wall time `now`): whether the
     next steps run on two threads or on thread 0 alone (a.duo), from the
     seconds per step measured each way. Two threads are usually faster, but
     not always: on a busy machine, or when a virtual machine's host runs its
@@ -1722,10 +1751,10 @@ cdef void _adapt(Train* c) noexcept nogil:
     did.
     Both ways compute the same, so the results do not depend on any of it."""
     cdef Adapt* a = c.adapt
-    cdef double now = wtime(), span, t
+    cdef double span, t
     cdef int way = 1 if a.duo else 0
     span = a.win_time + (now - c.win_start)
-    t = span / WINDOW
+    t = span / a.win_steps
     a.clock += span
     c.win_start = now
     a.win_time = 0
@@ -1819,8 +1848,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             if c.blocks == 1:
                 layer_forward(nb, n0, n1, Xb, W1, <const floating*>net.b[0], ap[net.L])
             else:
-                gemm(NoTrans, Trans, <int>nb, n1, k1 - k0, <floating>1, Xb + k0, n0, W1 + k0, n0,
-                     <floating>0, P + blk * c.p_stride, n1)
+                block_product(c, nb, Xb, k0, k1, P + blk * c.p_stride)
             # The finiteness check and |X| bound of the batch's rows, which the
             # product has just read into cache. (_step_rest acts on it before
             # anything is written; a product of NaN rows changes nothing.)
@@ -1846,18 +1874,12 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             blk = tid
             while blk < c.blocks:
                 k0, k1 = block_columns(c, blk)
-                gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, <floating>(-c.o.lr), Ds[0], n1,
-                     Xb + k0, n0, <floating>1, W1 + k0, n0)
+                block_product_t(c, nb, <floating>(-c.o.lr), Ds[0], Xb, k0, k1, <floating>1, W1)
                 blk += n_threads
         elif c.block_w1:    # dC/dW^1 and the optimizer's update, block by block
             blk = tid
             while blk < c.blocks:
-                block_gradient(c, blk, nb, Xb)
-                k0, k1 = block_columns(c, blk)
-                update_rows(c.o, n1, k1 - k0, n0, W1 + k0, ap[2 * net.L] + k0,
-                            (<floating**>c.s1)[0] + k0 if c.s1 != NULL else <floating*>NULL,
-                            (<floating**>c.s2)[0] + k0 if c.s2 != NULL else <floating*>NULL,
-                            c.o.l2, c.t, True)    # (c.t counts this step already)
+                block_gradient(c, blk, nb, Xb, True)
                 blk += n_threads
         if tid == 0 and n_threads == 1 and c.threads > 1:
             c.solo_steps += 1
@@ -1868,15 +1890,91 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         c.pos = pos
 
 
-cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb,
-                         const floating* Xb) noexcept nogil:
-    """dC/dW^1 on the columns of block `blk` (both paths of a split layer use
-    these gemms, so they compute the same)."""
-    cdef int k0, k1, n0 = c.net.sizes[0], n1 = c.net.sizes[1]
+cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb, const floating* Xb,
+                         bint update) noexcept nogil:
+    """dC/dW^1 on the columns of block `blk`, and if `update` the optimizer's
+    update of W^1 there (a proven step: written in one pass). Both paths of a
+    split layer use these gemms, so they compute the same; with c.pieces the
+    update follows each range of columns' gradient, while it is in cache
+    (elementwise, so the same as after the whole block's)."""
+    cdef int k0, k1, j, w, n0 = c.net.sizes[0], n1 = c.net.sizes[1]
     cdef floating** ap = <floating**>c.ptrs
+    cdef floating* dW1 = ap[2 * c.net.L]
     k0, k1 = block_columns(c, blk)
-    gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, <floating>1, ap[4 * c.net.L], n1, Xb + k0, n0,
-         <floating>0, ap[2 * c.net.L] + k0, n0)
+    w = piece_columns(c, nb, sizeof(floating)) if c.pieces else k1 - k0
+    j = k0
+    while j < k1:
+        block_product_t(c, nb, <floating>1, ap[4 * c.net.L], Xb, j, min(j + w, k1),
+                        <floating>0, dW1)
+        if update:
+            update_rows(c.o, n1, min(w, k1 - j), n0, <floating*>c.net.W[0] + j, dW1 + j,
+                        (<floating**>c.s1)[0] + j if c.s1 != NULL else <floating*>NULL,
+                        (<floating**>c.s2)[0] + j if c.s2 != NULL else <floating*>NULL,
+                        c.o.l2, c.t, True)    # (c.t counts this step already)
+        j += w
+
+
+cdef inline int piece_columns(const Train* c, Py_ssize_t nb, Py_ssize_t item) noexcept nogil:
+    """The columns of a piece of block_product_t: as many whole cache lines
+    as fit SPLIT_MAX_WORK with PIECE_ROWS rows (at least one line: at most
+    PIECE_MAX_UNITS x PIECE_ROWS x 16 multiply-adds)."""
+    cdef int per_line = <int>(64 // item)
+    cdef int rows = <int>min(<Py_ssize_t>PIECE_ROWS, nb)
+    return max(per_line, SPLIT_MAX_WORK // (c.net.sizes[1] * rows) // per_line * per_line)
+
+
+cdef void block_product(const Train* c, Py_ssize_t nb, const floating* Xb, int k0, int k1,
+                        floating* P) noexcept nogil:
+    """P (nb x sizes[1]) = Xb[:, k0:k1] W^1[:, k0:k1]^T: a block's partial
+    product, in pieces of at most SPLIT_MAX_WORK multiply-adds where c.pieces
+    (PIECE_K columns and as many rows as fit; P summed over the pieces of a
+    row range in order)."""
+    cdef int n0 = c.net.sizes[0], n1 = c.net.sizes[1], kc, k, rows
+    cdef const floating* W1 = <const floating*>c.net.W[0]
+    cdef Py_ssize_t i, mi
+    if not c.pieces:
+        gemm(NoTrans, Trans, <int>nb, n1, k1 - k0, <floating>1, Xb + k0, n0, W1 + k0, n0,
+             <floating>0, P, n1)
+        return
+    kc = min(k1 - k0, PIECE_K)
+    rows = max(1, SPLIT_MAX_WORK // (n1 * kc))
+    i = 0
+    while i < nb:
+        mi = min(<Py_ssize_t>rows, nb - i)
+        k = k0
+        while k < k1:
+            gemm(NoTrans, Trans, <int>mi, n1, min(kc, k1 - k), <floating>1, Xb + i * n0 + k, n0,
+                 W1 + k, n0, <floating>(0 if k == k0 else 1), P + i * n1, n1)
+            k += kc
+        i += mi
+
+
+cdef void block_product_t(const Train* c, Py_ssize_t nb, floating alpha, const floating* D,
+                          const floating* Xb, int k0, int k1, floating beta,
+                          floating* C) noexcept nogil:
+    """C[:, k0:k1] = alpha D^T Xb[:, k0:k1] + beta C[:, k0:k1] (C of sizes[1]
+    rows of sizes[0], D the batch's deltas of the first layer): a block's
+    weight gradient (alpha 1, beta 0) or its fused plain SGD update (alpha
+    -lr, beta 1: never in pieces, see _step_rest), in pieces of at most
+    SPLIT_MAX_WORK multiply-adds where c.pieces (PIECE_ROWS rows of the batch
+    and as many whole cache lines of columns as fit; each range of columns
+    summed over the rows' pieces in order)."""
+    cdef int n0 = c.net.sizes[0], n1 = c.net.sizes[1], w, j, rows
+    cdef Py_ssize_t i, mi
+    if not c.pieces:
+        gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, alpha, D, n1, Xb + k0, n0, beta, C + k0, n0)
+        return
+    rows = <int>min(<Py_ssize_t>PIECE_ROWS, nb)
+    w = piece_columns(c, nb, sizeof(floating))
+    j = k0
+    while j < k1:
+        i = 0
+        while i < nb:
+            mi = min(<Py_ssize_t>rows, nb - i)
+            gemm(Trans, NoTrans, n1, min(w, k1 - j), <int>mi, alpha, D + i * n1, n1,
+                 Xb + i * n0 + j, n0, beta if i == 0 else <floating>1, C + j, n0)
+            i += mi
+        j += w
 
 
 cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
@@ -1907,7 +2005,7 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     cdef const floating* b1 = <const floating*>net.b[0]
     cdef const floating* a_prev
     cdef Py_ssize_t i, j, r
-    cdef double cost, step_size = 0, x_bound = c.xb_bound[0]
+    cdef double cost, step_size = 0, x_bound = c.xb_bound[0], now
     cdef bint ok, fused_ok, proven
     c.fused_w1 = False
     c.block_w1 = False
@@ -1965,7 +2063,13 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
                     (<floating*>net.b[l])[j] -= <floating>o.lr * db[l][j]
                 wbound[l] = c.decay * wbound[l] + o.lr * grad_w[l]
                 bbound[l] = bbound[l] + o.lr * grad_b[l]
-            c.fused_w1 = True
+            # (in pieces, W^1's gradient then W - lr g, elementwise: one gemm
+            # into W a piece of rows at a time would round differently from
+            # the checked path)
+            if c.pieces:
+                c.block_w1 = True
+            else:
+                c.fused_w1 = True
 
     if not fused_ok:
         for l in range(L):
@@ -1992,7 +2096,7 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
             c.block_w1 = True         # W^1 by the blocks' owners, after the barrier
         elif c.blocks == 2:
             for blk in range(c.blocks):
-                block_gradient(c, blk, nb, Xb)
+                block_gradient(c, blk, nb, Xb, False)
         if not proven:
             c.checked_steps += 1
             ok = True
@@ -2027,5 +2131,8 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
             c.solo = True
     if c.threads > 1 and not c.solo:
         c.adapt.win_steps += 1
-        if c.adapt.win_steps == WINDOW:
-            _adapt(c)
+        now = wtime()
+        if c.adapt.win_steps == WINDOW or (
+                _adapt_force == 0
+                and c.adapt.win_time + (now - c.win_start) >= WINDOW_SECONDS):
+            _adapt(c, now)
