@@ -1275,14 +1275,15 @@ def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2
     assert results[0] == results[1]
 
 
-@pytest.mark.parametrize("sizes, batch", [((100, 300, 3), 64), (SPLIT_SIZES, 460)],
-                         ids=["300-units", "large-second-layer"])
+@pytest.mark.parametrize("sizes, batch", [((100, 300, 3), 64), (SPLIT_SIZES, 460),
+                                          ((784, 100, 2), 900)],
+                         ids=["300-units", "large-second-layer", "large-block"])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
 def test_split_first_layer_with_large_products_runs_on_one_thread(optimizer, sizes, batch):
     """Products beyond 2^18 multiply-adds that are not cut in pieces (a first
-    layer of more than 256 units, or any other layer) are OpenBLAS's to
-    thread (on its own threads, whose count changes the bits: fastbp leaves
-    it alone)."""
+    layer of more than 256 units, a block's product beyond 2^25 - 900 x 400 x
+    100 is 36M -, or any other layer) are OpenBLAS's to thread (on its own
+    threads, whose count changes the bits: fastbp leaves it alone)."""
     net = make_net(SPLIT_LAYOUTS[2], sizes=sizes)
     ws, status = split_run(net, *make_data(net, 2 * batch), batch, optimizer=optimizer)
     assert status == 0 and ws.threads == 1
@@ -1305,18 +1306,30 @@ def test_split_first_layer_in_pieces_equals_reference(opt_id, optimizer, spec, d
     assert hist.loss == pytest.approx(want, rel=rtol)
 
 
-def test_windows_end_after_a_millisecond():
-    """Steps of a millisecond or so (784-100-2 at batch 1000: 78M multiply-adds
-    in the first layer) are measured in windows of fewer than 64 steps, so 20
-    steps have already measured both ways and tried the slower one."""
+def test_slow_steps_are_measured_in_shorter_windows():
+    """Steps of a millisecond or so (784-100-2 at batch 800: 63M multiply-adds
+    in the first layer, in pieces) are measured in windows of 2 ms rather than
+    64 steps, so 20 steps have already measured both ways."""
     require_two_threads()
     net = fastbp.Network([784, 100, 2], activation="relu", output="softmax", cost="log_loss",
                          dtype="float32", seed=0)
-    X, Y = make_data(net, 20000)
-    ws, status = split_run(net, X, Y, 1000, optimizer=fastbp.Adam())
+    X, Y = make_data(net, 16000)
+    ws, status = split_run(net, X, Y, 800, optimizer=fastbp.Adam())
     alone, two, _, clock = net._kernel._adapt_state()
     assert status == 0 and ws.threads == 2
     assert alone > 0 and two > 0 and clock > 0
+
+
+@contextlib.contextmanager
+def step_windows(net):
+    """Windows of 64 steps only (not also of 2 ms), so that the steps at which
+    windows end do not depend on the machine's speed."""
+    core = sys.modules[type(net._kernel).__module__]
+    core._set_window_seconds(np.inf)
+    try:
+        yield
+    finally:
+        core._set_window_seconds(0.002)
 
 
 @contextlib.contextmanager
@@ -1347,7 +1360,7 @@ def test_switching_between_one_thread_and_two_keeps_the_results(optimizer, dtype
     for windows, limit in ((0, None), (1, None), (2, None), (0, 1)):
         net = make_net(SPLIT_LAYOUTS[2], dtype, sizes=SPLIT_SIZES)
         X, Y = make_data(net, 4000)
-        with forced_switches(net, windows):
+        with forced_switches(net, windows), step_windows(net):
             if limit is None:
                 runs = [split_run(net, X, Y, 10, optimizer=optimizer) for _ in range(2)]
             else:
@@ -1417,17 +1430,18 @@ def test_measurements_are_kept_per_batch_size_and_optimizer():
     net = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
     assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
     X, Y = make_data(net, 4000)
-    split_run(net, X, Y, 10)        # 400 steps: both ways measured by step 320
-    alone, duo, _, clock = net._kernel._adapt_state()
-    assert alone > 0 and duo > 0 and clock > 0
-    split_run(net, X[:50], Y[:50], 10)          # 5 steps: no window ends
-    assert net._kernel._adapt_state()[3] == clock
-    split_run(net, X[:50], Y[:50], 9)           # another batch size
-    assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
-    split_run(net, X, Y, 10, optimizer=fastbp.Adam())
-    assert net._kernel._adapt_state()[3] > 0
-    split_run(net, X[:50], Y[:50], 10)          # back to SGD: measured afresh
-    assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
+    with step_windows(net):
+        split_run(net, X, Y, 10)        # 400 steps: both ways measured by step 320
+        alone, duo, _, clock = net._kernel._adapt_state()
+        assert alone > 0 and duo > 0 and clock > 0
+        split_run(net, X[:50], Y[:50], 10)          # 5 steps: no window ends
+        assert net._kernel._adapt_state()[3] == clock
+        split_run(net, X[:50], Y[:50], 9)           # another batch size
+        assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
+        split_run(net, X, Y, 10, optimizer=fastbp.Adam())
+        assert net._kernel._adapt_state()[3] > 0
+        split_run(net, X[:50], Y[:50], 10)          # back to SGD: measured afresh
+        assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
 
 
 def test_a_bad_row_in_a_stretch_run_alone_ends_the_call():
@@ -1449,17 +1463,19 @@ def test_a_bad_row_in_a_stretch_run_alone_ends_the_call():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("batch", [10, 64])
+@pytest.mark.parametrize("sizes, batch", [(SPLIT_SIZES, 10), (SPLIT_SIZES, 64),
+                                          (PIECE_SIZES, 50)],
+                         ids=["batch10", "batch64-pieces", "600-inputs-pieces"])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_split_first_layer_proven_and_checked_updates_are_bit_identical(optimizer, l2, batch,
-                                                                       dtype):
+def test_split_first_layer_proven_and_checked_updates_are_bit_identical(optimizer, l2, sizes,
+                                                                       batch, dtype):
     """An infinite bound on |X| proves nothing: every step takes the checked path,
     which thread 0 runs alone (the whole of W^1 too) between the barriers; for
     momentum and Adam, once a proof fails thread 0 goes on alone."""
     results = []
     for x_bound in (0.0, np.inf):
-        net = make_net(SPLIT_LAYOUTS[1], dtype, sizes=SPLIT_SIZES)
+        net = make_net(SPLIT_LAYOUTS[1], dtype, sizes=sizes)
         X, Y = make_data(net, 95)
         ws, status = split_run(net, X, Y, batch, x_bound=x_bound, optimizer=optimizer, l2=l2)
         assert status == 0

@@ -134,7 +134,9 @@ cdef enum:
     # beyond that are computed in pieces that are not (block_product,
     # block_product_t), for a layer of at most PIECE_MAX_UNITS units: pieces
     # of PIECE_K inputs and as many rows as fit, and of PIECE_ROWS rows (of
-    # the batch) and as many columns as fit. Measured against one call for
+    # the batch) and as many columns as fit; and for a block's product of at
+    # most PIECE_MAX_WORK multiply-adds (fastbp runs two threads, OpenBLAS as
+    # many as the machine has cores: larger products stay OpenBLAS's). Measured against one call for
     # the block on one thread (784 inputs, batches of 64-1000, 30-256 units,
     # float32 and float64; docs/bench/gemm-pieces.txt), the pieces took
     # 0.71-1.07x as long forward and 0.61-0.99x for the weight gradient;
@@ -143,6 +145,7 @@ cdef enum:
     SPLIT_MIN_WEIGHTS = 8192
     SPLIT_MAX_WORK = 1 << 18
     PIECE_MAX_UNITS = 256
+    PIECE_MAX_WORK = 1 << 25
     PIECE_K = 256
     PIECE_ROWS = 40
 
@@ -1253,9 +1256,9 @@ cdef class Workspace:
             total += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
         total += batch * (<Py_ssize_t>kernel.sizes[0] + 2 * <Py_ssize_t>m  # Xb, Yb, Z^L
                           + 2 * <Py_ssize_t>kernel.sizes[1])                 # P
-        # Xb and the two blocks of P start on cache lines (see _train_steps'
-        # split): 64 bytes for the base and each of the three.
-        self.mem = malloc(total * item + 4 * 64)
+        # dC/dW^1, Xb and the two blocks of P start on cache lines (see
+        # _train_steps' split): 64 bytes for the base and each of the four.
+        self.mem = malloc(total * item + 5 * 64)
         self.ptrs = <void**>malloc(5 * L * sizeof(void*))
         self.bounds = <double*>malloc(8 * L * sizeof(double))
         if self.mem == NULL or self.ptrs == NULL or self.bounds == NULL:
@@ -1269,6 +1272,7 @@ cdef class Workspace:
             off += batch * kernel.sizes[l + 1]
         self.ptrs[2 * L - 1] = base + off * item                   # Z^L kept for the cost
         off += batch * m
+        off = _to_line(off, item)
         for l in range(L):
             self.ptrs[2 * L + l] = base + off * item               # dC/dW^(l+1)
             off += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l]
@@ -1534,7 +1538,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     of X (a tenth of a W1 epoch in float64).
 
     Plain SGD (no momentum, no l2) takes a fused path: each weight update is
-    one gemm straight into W (W = W - lr D^T A), with no gradient buffer.
+    one gemm straight into W (W = W - lr D^T A), with no gradient buffer
+    (except W^1 in pieces: its gradient, then W - lr g elementwise).
     Momentum SGD and Adam update each array in one pass. Both are taken only
     when running upper bounds on |W|, |b|, the optimizer state and the
     gradient prove that the update cannot overflow (so it is finite, as the
@@ -1546,7 +1551,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     SGD only with small products) has its input columns split in
     two blocks: its forward product is the sum of two partial products, and
     its weight gradient and update are computed block by block (for plain
-    SGD, one fused gemm per block). The blocks are independent, so with
+    SGD, one fused gemm per block unless in pieces). The blocks are independent, so with
     `threads` >= 2 and small products (split_small: W1 and W2 of the issue,
     batches of 10; and W3, 784-100-10 in batches of 200, whose blocks'
     products are computed in pieces of at most SPLIT_MAX_WORK multiply-adds,
@@ -1677,14 +1682,15 @@ cdef inline int split_cut(const int* sizes, Py_ssize_t item) noexcept nogil:
 cdef bint split_small(const int* sizes, int L, int cut, Py_ssize_t batch) noexcept nogil:
     """Whether OpenBLAS keeps each product of a step on the calling thread: the
     blocks' (the second block is the larger: the cut rounds down), in pieces
-    where they are larger (a layer of at most PIECE_MAX_UNITS units, in a
-    build with OpenMP: without, one thread would lose OpenBLAS's threads for
-    nothing), and the other layers' (so that an OpenMP-built OpenBLAS,
-    single-threaded inside a parallel region, computes the same as on one
-    thread outside it)."""
+    where they are larger (a layer of at most PIECE_MAX_UNITS units and a
+    product of at most PIECE_MAX_WORK, in a build with OpenMP: without, one
+    thread would lose OpenBLAS's threads for nothing), and the other layers'
+    (so that an OpenMP-built OpenBLAS, single-threaded inside a parallel
+    region, computes the same as on one thread outside it)."""
     cdef int l
-    if (<double>batch * (sizes[0] - cut) * sizes[1] > SPLIT_MAX_WORK
-            and (sizes[1] > PIECE_MAX_UNITS or not HAS_OPENMP)):
+    cdef double block = <double>batch * (sizes[0] - cut) * sizes[1]
+    if block > SPLIT_MAX_WORK and (sizes[1] > PIECE_MAX_UNITS or block > PIECE_MAX_WORK
+                                   or not HAS_OPENMP):
         return False
     for l in range(1, L):
         if <double>batch * sizes[l] * sizes[l + 1] > SPLIT_MAX_WORK:
@@ -1699,8 +1705,9 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
 
 # Switching between two threads and one (_adapt): each way is measured over
 # windows of WINDOW steps, or fewer steps as soon as a window has lasted
-# WINDOW_SECONDS (steps of a millisecond, as with 784-100-10 in batches of 200,
-# would otherwise make a try of the slower way cost tens of milliseconds); a
+# WINDOW_SECONDS (steps of half a millisecond, as with 784-100-10 in batches
+# of 200, would otherwise make a try of the slower way cost tens of
+# milliseconds; two milliseconds are at least two such steps); a
 # window may span calls (the time between them does not count), and the first
 # window after a switch is not counted; a try of the other
 # way lasts PROBE_WINDOWS windows (one counted: delays only make a window
@@ -1713,7 +1720,7 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
 cdef enum:
     WINDOW = 64
     PROBE_WINDOWS = 2
-cdef double WINDOW_SECONDS = 0.001
+cdef double WINDOW_SECONDS = 0.002
 cdef double PROBE_MIN = 0.02
 cdef double PROBE_MAX = 1.0
 cdef double MARGIN = 0.05
@@ -1722,6 +1729,13 @@ cdef int _adapt_force = 0
 def _set_adapt_force(int windows):
     global _adapt_force
     _adapt_force = windows
+
+
+def _set_window_seconds(double seconds):
+    """Tests: windows end after `seconds` as well as after WINDOW steps
+    (infinity: WINDOW steps only, whatever the machine's speed)."""
+    global WINDOW_SECONDS
+    WINDOW_SECONDS = seconds
 
 
 cdef inline bint _two(const Train* c) noexcept nogil:
