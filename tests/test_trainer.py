@@ -1922,6 +1922,29 @@ def test_the_split_first_layers_threads_check_their_own_columns(shuffled, column
     assert snapshot(net) == snapshot(twin)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("column", [5, 400])                # one in each block
+@pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
+def test_a_bad_x_in_pieces_stops_before_its_batch(optimizer, column, threads):
+    """In pieces, the threads run the batch's rows forward (half each) before
+    the step's checks: a NaN in X stops the call at its batch all the same,
+    with the batches before it trained exactly as without it."""
+    if threads == 2:
+        require_two_threads()
+    net = make_net(LAYOUTS[1], sizes=PIECE_SIZES)
+    twin = net.copy()
+    X, Y = make_data(net, 200)
+    rows = np.random.default_rng(7).permutation(200)
+    Xbad = X.copy()
+    Xbad[rows[120], column] = np.nan                    # batch 3 of 50 rows
+    with omp_threads(threads):
+        ws, status = _one_call(net, optimizer, Xbad, Y, 50, rows.astype(np.int64))
+    assert ws.threads == threads
+    assert status == 3 and ws.steps_done == 2
+    _one_call(twin, optimizer, X[rows[:100]], Y[rows[:100]], 50)
+    assert snapshot(net) == snapshot(twin)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("column", [0, 4])
 def test_the_core_stops_before_a_batch_with_bad_x(column, dtype):

@@ -1386,16 +1386,6 @@ cdef inline double act_absmax(int act, const floating* a, Py_ssize_t size) noexc
     return absmax(a, size)
 
 
-cdef void layer_deltas(const Net* net, Py_ssize_t n, floating** Ap, floating** Ds) noexcept nogil:
-    """The delta recurrence: Ds[l-1] = (Ds[l] W^(l+1)) * sigma'(Z^l), from Ds[L-1] down."""
-    cdef int l
-    for l in range(net.L - 1, 0, -1):
-        gemm(NoTrans, NoTrans, <int>n, net.sizes[l], net.sizes[l + 1], <floating>1, Ds[l],
-             net.sizes[l + 1], <const floating*>net.W[l], net.sizes[l], <floating>0, Ds[l - 1],
-             net.sizes[l])
-        times_derivative(net.act[l - 1], n * net.sizes[l], Ap[l - 1], Ds[l - 1])
-
-
 # Running upper bounds for the overflow proofs of _train_steps, 2 L slots per
 # group: slot l is W^(l+1), slot L + l is b^(l+1).
 cdef enum:
@@ -1511,7 +1501,9 @@ cdef struct Train:
     bint fused_w1           # this step's W^1 update is left to the blocks' owners
     bint block_w1           # so are its W^1 gradient and update (momentum, Adam, l2,
                             # and plain SGD in pieces)
-    bint pieces             # the blocks' products are computed in pieces (block_product)
+    bint pieces             # the blocks' products are computed in pieces (block_product),
+                            # and the rows of the rest of a step in two halves (rest_rows)
+    double costs[2]         # the halves' costs
     bint solo               # thread 0 goes on alone to the end of the call
     Py_ssize_t pos          # the position the next step starts at (between segments)
     Adapt* adapt            # the Kernel's, when two threads may run; else NULL
@@ -1560,7 +1552,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     whose update is proven finite, computes and applies its columns' update
     of W^1; thread 0 does the small rest of the step between two barriers
     (with the whole update on checked steps), while thread 1 prefetches the
-    next batch. The arithmetic is the same for one thread or two, so the
+    next batch (in pieces, the rest's forward pass and deltas go row by row,
+    half a batch on each thread, before a third barrier: rest_rows). The arithmetic is the same for one thread or two, so the
     results are bit-identical whatever the thread count. Thread 0 goes on
     alone (`solo`) when another training call starts and for the rest of a
     momentum or Adam call once a step is not proven finite; and it runs the
@@ -1825,7 +1818,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* W1 = <floating*>net.W[0]
     cdef floating* P = <floating*>c.P
     cdef floating* Xb
-    cdef Py_ssize_t pos = c.pos, nb, i, r
+    cdef Py_ssize_t pos = c.pos, nb, i, r, half
     cdef double xmax
     if tid == 0 and n_threads < 2 and _two(c):
         # A parallel region with one thread (OMP_DYNAMIC, a thread limit):
@@ -1873,8 +1866,21 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             blk += n_threads
         if n_threads > 1:
             barrier()
+        if c.pieces:
+            # The forward pass to the first layer's deltas, row by row: in two
+            # halves, one a thread (the same halves on one thread).
+            half = (nb + 1) // 2
+            if n_threads > 1:
+                c.costs[tid] = rest_rows(c, pos, nb, tid * half, nb if tid else half, Y)
+                barrier()
+            else:
+                c.costs[0] = rest_rows(c, pos, nb, 0, half, Y)
+                c.costs[1] = rest_rows(c, pos, nb, half, nb, Y)
+        elif tid == 0:
+            c.costs[0] = rest_rows(c, pos, nb, 0, nb, Y)
+            c.costs[1] = 0
         if tid == 0:
-            _step_rest(c, pos, nb, Xb, Y)
+            _step_rest(c, pos, nb, Xb, c.costs[0] + c.costs[1])
         elif c.order != NULL:
             # Thread 1 would only wait here: it prefetches all of the next
             # batch's rows, so neither thread stalls on a burst of prefetches
@@ -1991,11 +1997,65 @@ cdef void block_product_t(const Train* c, Py_ssize_t nb, floating alpha, const f
         j += w
 
 
+cdef double rest_rows(const Train* c, Py_ssize_t pos, Py_ssize_t nb, Py_ssize_t r0, Py_ssize_t r1,
+                      const floating* Y) noexcept nogil:
+    """Rows [r0, r1) of the batch of nb rows at `pos`, from the first layer's
+    product to its deltas: the rows' targets gathered, Z^1 from the blocks'
+    partial products, the forward pass, the cost and output deltas (of the
+    mean over nb rows) and the delta recurrence. Returns the rows' cost.
+    Each row's values depend on that row alone, so two threads can each do
+    half; before the step's checks, so it writes only the Workspace's
+    scratch (a bad row of X gives NaN there, and status 3 after)."""
+    cdef const Net* net = c.net
+    cdef int L = net.L, l, n1 = net.sizes[1], m = net.sizes[net.L], n_in, n_out
+    cdef floating** ap = <floating**>c.ptrs
+    cdef floating** zp = ap + L
+    cdef floating** Ds = ap + 4 * L
+    cdef floating* Yb
+    cdef floating* Z1 = zp[0] + r0 * n1
+    cdef const floating* P0 = <floating*>c.P + r0 * n1
+    cdef const floating* P1 = <floating*>c.P + c.p_stride + r0 * n1
+    cdef const floating* b1 = <const floating*>net.b[0]
+    cdef Py_ssize_t i, j, n = r1 - r0
+    cdef double cost
+    if n <= 0:
+        return 0
+    if c.order != NULL:
+        Yb = <floating*>c.Yb
+        for i in range(r0, r1):
+            memcpy(Yb + i * m, Y + c.order[pos + i] * m, m * sizeof(floating))
+        for i in range(pos + nb + r0, min(pos + nb + r1, c.last)):
+            prefetch(<const char*>(Y + c.order[i] * m))
+    else:
+        Yb = <floating*>(Y + pos * m)
+    if c.blocks == 2:
+        for i in range(n):
+            for j in range(n1):
+                Z1[i * n1 + j] = (b1[j] + P0[i * n1 + j]) + P1[i * n1 + j]
+    activate(net.act[0], n, n1, Z1, ap[0] + r0 * n1)
+    for l in range(1, L):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        layer_forward(n, n_in, n_out, ap[l - 1] + r0 * n_in, <const floating*>net.W[l],
+                      <const floating*>net.b[l], zp[l] + r0 * n_out)
+        activate(net.act[l], n, n_out, zp[l] + r0 * n_out, ap[l] + r0 * n_out)
+    cost = cost_and_delta(net.act[L - 1], net.cost, n, m, zp[L - 1] + r0 * m, ap[L - 1] + r0 * m,
+                          Yb + r0 * m, Ds[L - 1] + r0 * m, <floating>(1.0 / nb))
+    for l in range(L - 1, 0, -1):       # (layer_deltas on these rows)
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        gemm(NoTrans, NoTrans, <int>n, n_in, n_out, <floating>1, Ds[l] + r0 * n_out, n_out,
+             <const floating*>net.W[l], n_in, <floating>0, Ds[l - 1] + r0 * n_in, n_in)
+        times_derivative(net.act[l - 1], n * n_in, ap[l - 1] + r0 * n_in, Ds[l - 1] + r0 * n_in)
+    return cost
+
+
 cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
-                     const floating* Y) noexcept nogil:
-    """Thread 0's part of one step: everything but the first layer's forward
-    product and, on a split layer's proven steps, its gradient and update
-    (left to the blocks' owners: `fused_w1`, `block_w1`)."""
+                     double cost) noexcept nogil:
+    """Thread 0's part of one step after rest_rows (whose cost it is given):
+    the checks, and the gradients and updates but, on a split layer's proven
+    steps, the first layer's (left to the blocks' owners: `fused_w1`,
+    `block_w1`)."""
     cdef const Net* net = c.net
     cdef const OptConf* o = c.o
     cdef int L = net.L, l, blk, n1 = net.sizes[1], m = net.sizes[net.L]
@@ -2012,14 +2072,9 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
     cdef double* bbound = c.bounds + B_PARAM * L + L
     cdef double* grad_w = c.bounds + B_GRAD * L
     cdef double* grad_b = c.bounds + B_GRAD * L + L
-    cdef floating* Yb
-    cdef floating* Z1 = zp[0]
-    cdef const floating* P0 = <floating*>c.P
-    cdef const floating* P1 = P0 + c.p_stride
-    cdef const floating* b1 = <const floating*>net.b[0]
     cdef const floating* a_prev
-    cdef Py_ssize_t i, j, r
-    cdef double cost, step_size = 0, x_bound = c.xb_bound[0], now
+    cdef Py_ssize_t j
+    cdef double step_size = 0, x_bound = c.xb_bound[0], now
     cdef bint ok, fused_ok, proven
     c.fused_w1 = False
     c.block_w1 = False
@@ -2030,30 +2085,9 @@ cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
         return
     if c.x_bound > x_bound:
         x_bound = c.x_bound
-    if c.order != NULL:
-        Yb = <floating*>c.Yb
-        for i in range(nb):
-            r = c.order[pos + i]
-            memcpy(Yb + i * m, Y + r * m, m * sizeof(floating))
-        for i in range(pos + nb, min(pos + nb + c.batch, c.last)):
-            prefetch(<const char*>(Y + c.order[i] * m))
-    else:
-        Yb = <floating*>(Y + pos * m)
-    if c.blocks == 2:
-        for i in range(nb):
-            for j in range(n1):
-                Z1[i * n1 + j] = (b1[j] + P0[i * n1 + j]) + P1[i * n1 + j]
-    activate(net.act[0], nb, n1, Z1, ap[0])
-    for l in range(1, L):
-        layer_forward(nb, net.sizes[l], net.sizes[l + 1], ap[l - 1],
-                      <const floating*>net.W[l], <const floating*>net.b[l], zp[l])
-        activate(net.act[l], nb, net.sizes[l + 1], zp[l], ap[l])
-    cost = cost_and_delta(net.act[L - 1], net.cost, nb, m, zp[L - 1], ap[L - 1], Yb,
-                          Ds[L - 1], <floating>(1.0 / nb))
     if not _finite(cost):
         c.status = 1
         return
-    layer_deltas(net, nb, ap, Ds)
 
     fused_ok = False
     if c.plain_sgd:
