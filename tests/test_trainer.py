@@ -1251,9 +1251,9 @@ def test_split_first_layer_equals_reference(opt_id, optimizer, spec, layout, bat
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("sizes, batch", [(SPLIT_SIZES, 1), (SPLIT_SIZES, 10),
                                           (SPLIT_SIZES, 37), (SPLIT_SIZES, 80),
-                                          (PIECE_SIZES, 50)],
+                                          (PIECE_SIZES, 50), (PIECE_SIZES[:2], 50)],
                          ids=["batch1", "batch10", "batch37", "batch80-pieces",
-                              "600-inputs-pieces"])
+                              "600-inputs-pieces", "one-layer-pieces"])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
 def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2, sizes, batch,
@@ -1282,8 +1282,9 @@ def test_split_first_layer_is_bit_identical_on_one_and_two_threads(optimizer, l2
 def test_split_first_layer_with_large_products_runs_on_one_thread(optimizer, sizes, batch):
     """Products beyond 2^18 multiply-adds that are not cut in pieces (a first
     layer of more than 256 units, a block's product beyond 2^25 - 900 x 400 x
-    100 is 36M -, or any other layer) are OpenBLAS's to thread (on its own
-    threads, whose count changes the bits: fastbp leaves it alone)."""
+    100 is 36M in float32, 900 x 392 x 100 35M in float64 -, or any other
+    layer) are OpenBLAS's to thread (on its own threads, whose count changes
+    the bits: fastbp leaves it alone)."""
     net = make_net(SPLIT_LAYOUTS[2], sizes=sizes)
     ws, status = split_run(net, *make_data(net, 2 * batch), batch, optimizer=optimizer)
     assert status == 0 and ws.threads == 1
@@ -1323,8 +1324,10 @@ def test_slow_steps_are_measured_in_shorter_windows():
 @contextlib.contextmanager
 def step_windows(net):
     """Windows of 64 steps only (not also of 2 ms), so that the steps at which
-    windows end do not depend on the machine's speed."""
+    windows end do not depend on the machine's speed; and new networks start
+    measuring from nothing."""
     core = sys.modules[type(net._kernel).__module__]
+    core._forget_shared_measurements()
     core._set_window_seconds(np.inf)
     try:
         yield
@@ -1339,6 +1342,7 @@ def forced_switches(net, windows):
     not counted), whatever it measures (0: as measured)."""
     # (the module the kernel comes from: _core, or _core_avx2 behind it)
     core = sys.modules[type(net._kernel).__module__]
+    core._forget_shared_measurements()
     core._set_adapt_force(windows)
     try:
         yield
@@ -1444,6 +1448,26 @@ def test_measurements_are_kept_per_batch_size_and_optimizer():
         assert net._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
 
 
+def test_a_new_network_of_the_same_layout_starts_from_the_last_measurements():
+    """A new network of the same layout, batch size and optimizer starts from
+    what the last two-thread training call measured (as a benchmark or a
+    sweep builds one network after another); another layout does not."""
+    require_two_threads()
+    first = make_net(SPLIT_LAYOUTS[2], sizes=SPLIT_SIZES)
+    X, Y = make_data(first, 4000)
+    with step_windows(first):
+        split_run(first, X, Y, 10)      # 400 steps: both ways measured by step 320
+        measured = first._kernel._adapt_state()
+        assert measured[0] > 0 and measured[1] > 0
+        same = make_net(SPLIT_LAYOUTS[2], seed=3, sizes=SPLIT_SIZES)
+        assert same._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
+        split_run(same, X[:50], Y[:50], 10)         # 5 steps: no window ends
+        assert same._kernel._adapt_state() == measured
+        other = make_net(SPLIT_LAYOUTS[1], sizes=SPLIT_SIZES)    # another activation
+        split_run(other, X[:50], Y[:50], 10)
+        assert other._kernel._adapt_state() == (0.0, 0.0, True, 0.0)
+
+
 def test_a_bad_row_in_a_stretch_run_alone_ends_the_call():
     """Status 3 from a batch thread 0 runs alone (between two stretches on two
     threads) ends the call, with the earlier steps as on one thread."""
@@ -1487,19 +1511,21 @@ def test_split_first_layer_proven_and_checked_updates_are_bit_identical(optimize
     assert results[0] == results[1]
 
 
-def test_split_first_layer_divergence_keeps_the_last_finite_parameters():
+@pytest.mark.parametrize("sizes, batch", [((64, 128, 2), 5), ((600, 40, 5), 50)],
+                         ids=["batch5", "pieces"])
+def test_split_first_layer_divergence_keeps_the_last_finite_parameters(sizes, batch):
     # identity layers and lr 1e30: the cost overflows after a few steps
-    net = fastbp.Network([64, 128, 2], activation="identity", seed=0)
+    net = fastbp.Network(list(sizes), activation="identity", seed=0)
     net0 = net.copy()
-    X, Y = make_data(net, 40)
-    tr = fastbp.Trainer(net, fastbp.SGD(lr=1e30), batch_size=5, shuffle=False)
+    X, Y = make_data(net, 8 * batch)
+    tr = fastbp.Trainer(net, fastbp.SGD(lr=1e30), batch_size=batch, shuffle=False)
     with pytest.raises(FloatingPointError, match="NaN or infinite") as info:
         tr.fit(X, Y, epochs=100)
     epoch, step = map(int, DIVERGENCE.search(str(info.value)).groups())
     k = 8 * epoch + step
     assert tr.steps == k >= 1
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
-    net2, tr2 = replay_steps(net0, X, Y, fastbp.SGD(lr=1e30), 5, k)
+    net2, tr2 = replay_steps(net0, X, Y, fastbp.SGD(lr=1e30), batch, k)
     assert snapshot(net2) == snapshot(net)
 
 
@@ -1923,9 +1949,10 @@ def test_the_split_first_layers_threads_check_their_own_columns(shuffled, column
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("column", [5, 400])                # one in each block
+@pytest.mark.parametrize("row", [120, 140])                 # in each half of batch 3
+@pytest.mark.parametrize("column", [5, 400])                # in each block
 @pytest.mark.parametrize("optimizer", SPLIT_OPTIMIZERS, ids=SPLIT_OPT_IDS)
-def test_a_bad_x_in_pieces_stops_before_its_batch(optimizer, column, threads):
+def test_a_bad_x_in_pieces_stops_before_its_batch(optimizer, column, row, threads):
     """In pieces, the threads run the batch's rows forward (half each) before
     the step's checks: a NaN in X stops the call at its batch all the same,
     with the batches before it trained exactly as without it."""
@@ -1936,7 +1963,7 @@ def test_a_bad_x_in_pieces_stops_before_its_batch(optimizer, column, threads):
     X, Y = make_data(net, 200)
     rows = np.random.default_rng(7).permutation(200)
     Xbad = X.copy()
-    Xbad[rows[120], column] = np.nan                    # batch 3 of 50 rows
+    Xbad[rows[row], column] = np.nan                    # batch 3 of 50 rows
     with omp_threads(threads):
         ws, status = _one_call(net, optimizer, Xbad, Y, 50, rows.astype(np.int64))
     assert ws.threads == threads

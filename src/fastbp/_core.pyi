@@ -55,6 +55,10 @@ def _set_adapt_force(windows: int) -> None:
     switch is not counted), whatever it measures (0, the default: the faster
     way as measured; for the tests)."""
 
+def _forget_shared_measurements() -> None:
+    """Make the next new network's two-or-one measurement start from nothing
+    rather than from the last training call's of the same layout (tests)."""
+
 def _set_window_seconds(seconds: float) -> None:
     """Make the two-or-one measurement's windows end after `seconds` as well
     as after 64 steps (0.002, the default; infinity: 64 steps only, for the

@@ -127,7 +127,8 @@ cdef enum:
     # batch; other optimizers with small products only; never depending on
     # the thread count, so that a step computes the same with any), and runs
     # them on two threads when the batch's products are small: big enough
-    # for a thread each to pay for two barriers a step, and every BLAS call
+    # for a thread each to pay for two barriers a step (three in pieces,
+    # below), and every BLAS call
     # of at most SPLIT_MAX_WORK multiply-adds, so that OpenBLAS runs it on
     # the calling thread (it threads larger ones itself, and two threads'
     # threaded calls would queue for its one pool). A block's products
@@ -655,6 +656,16 @@ cdef struct Adapt:
     bint probing            # the current stint tries the other way, back after PROBE_WINDOWS
 
 
+# The measurements of the last two-thread training call in the process, and
+# its Kernel's layout_id (0: none): a new network of the same layout, batch
+# size and optimizer starts from them rather than from nothing (the way and
+# the schedule of tries), as a benchmark or a sweep builds one network after
+# another. Only a call that may run on two threads reads or writes them, and
+# only one such call runs at a time (_active_trains).
+cdef Adapt _shared_adapt
+cdef long long _shared_layout = 0
+
+
 cdef int _typenum(object dtype) except -1:
     if dtype == np.float64:
         return cnp.NPY_DOUBLE
@@ -683,6 +694,7 @@ cdef class Kernel:
     cdef readonly tuple layer_sizes
     cdef int max_width   # max(sizes[1:])
     cdef Adapt adapt     # used by the training calls, one at a time (see _train_steps)
+    cdef long long layout_id    # sizes, activations, cost and dtype, hashed (_shared_adapt)
 
     def __cinit__(self, sizes, activations, int cost, dtype):
         cdef int l
@@ -713,6 +725,8 @@ cdef class Kernel:
                 raise ValueError("softmax is an output activation only")
             self.act[l] = activations[l]
         self.layer_sizes = tuple(int(s) for s in sizes)
+        self.layout_id = hash((self.layer_sizes, tuple(int(a) for a in activations), cost,
+                               self.typenum)) or 1
 
     def __dealloc__(self):
         free(self.sizes)
@@ -1473,7 +1487,8 @@ cdef bint next_bounds(const OptConf* o, int L, double* bounds, double step_size,
 # One Kernel.train call, shared by the threads that run it (see _train_steps).
 # The fields from `t` on are written only by thread 0, between barriers or
 # outside the parallel region (and `pos` as it leaves a segment: thread 1
-# reads it only on entering a region).
+# reads it only on entering a region), but for costs[1], thread 1's half of
+# a step's cost in pieces (written before the barrier after rest_rows).
 cdef struct Train:
     const Net* net
     const OptConf* o
@@ -1552,8 +1567,9 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     whose update is proven finite, computes and applies its columns' update
     of W^1; thread 0 does the small rest of the step between two barriers
     (with the whole update on checked steps), while thread 1 prefetches the
-    next batch (in pieces, the rest's forward pass and deltas go row by row,
-    half a batch on each thread, before a third barrier: rest_rows). The arithmetic is the same for one thread or two, so the
+    next batch (in pieces, the rest's forward pass and deltas go row by
+    row, half a batch on each thread, before a third barrier: rest_rows).
+    The arithmetic is the same for one thread or two, so the
     results are bit-identical whatever the thread count. Thread 0 goes on
     alone (`solo`) when another training call starts and for the rest of a
     momentum or Adam call once a step is not proven finite; and it runs the
@@ -1562,6 +1578,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     """
     cdef Train c
     cdef bint small
+    global _shared_adapt, _shared_layout
     cdef Adapt* a = &ws.kernel.adapt
     cdef long long key
     c.net = net
@@ -1617,7 +1634,12 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     if c.blocks == 2 and threads > 1 and (c.plain_sgd or c.tracked) and small:
         # (rates measured for another batch size or optimizer do not apply)
         key = batch * 4 + o.kind * 2 + c.plain_sgd
-        if a.key != key:
+        if (a.key != key and _adapt_force == 0 and _shared_layout == ws.kernel.layout_id
+                and _shared_adapt.key == key):
+            a[0] = _shared_adapt
+            a.win_time = 0      # (the window was another network's)
+            a.win_steps = 0
+        elif a.key != key:
             a.key = key
             a.rate[0] = a.rate[1] = 0
             a.clock = 0
@@ -1645,6 +1667,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
             a.win_time = 0
         elif c.threads > 1:
             a.win_time += wtime() - c.win_start
+        _shared_adapt = a[0]
+        _shared_layout = ws.kernel.layout_id
     else:
         c.adapt = NULL
         c.threads = 1
@@ -1700,7 +1724,7 @@ cdef inline (int, int) block_columns(const Train* c, int blk) noexcept nogil:
 # windows of WINDOW steps, or fewer steps as soon as a window has lasted
 # WINDOW_SECONDS (steps of half a millisecond, as with 784-100-10 in batches
 # of 200, would otherwise make a try of the slower way cost tens of
-# milliseconds; two milliseconds are at least two such steps); a
+# milliseconds; two milliseconds are about four such steps); a
 # window may span calls (the time between them does not count), and the first
 # window after a switch is not counted; a try of the other
 # way lasts PROBE_WINDOWS windows (one counted: delays only make a window
@@ -1722,6 +1746,12 @@ cdef int _adapt_force = 0
 def _set_adapt_force(int windows):
     global _adapt_force
     _adapt_force = windows
+
+
+def _forget_shared_measurements():
+    """Tests: the next new network starts measuring from nothing."""
+    global _shared_layout
+    _shared_layout = 0
 
 
 def _set_window_seconds(double seconds):
@@ -1808,8 +1838,9 @@ cdef inline void prefetch_next(const Train* c, const floating* X, Py_ssize_t sta
 cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexcept nogil:
     """One thread's part of a segment of _train_steps: the steps from c.pos,
     with thread 0 doing all but the first layer's blocks owned by other
-    threads, until the end, a status, an interrupt or a change of way (then
-    thread 0 stores the position reached in c.pos)."""
+    threads (and in pieces, the other threads' halves of rest_rows), until
+    the end, a status, an interrupt or a change of way (then thread 0
+    stores the position reached in c.pos)."""
     cdef const Net* net = c.net
     cdef int n0 = net.sizes[0], n1 = net.sizes[1], blk, k0, k1
     cdef const floating* Y = <const floating*>c.Y
@@ -1858,7 +1889,8 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
                 block_product(c, nb, Xb, k0, k1, P + blk * c.p_stride)
             # The finiteness check and |X| bound of the batch's rows, which the
             # product has just read into cache. (_step_rest acts on it before
-            # anything is written; a product of NaN rows changes nothing.)
+            # anything but the Workspace's scratch is written; a product of
+            # NaN rows changes nothing.)
             xmax = 0
             for i in range(nb):
                 xmax = nan_max(xmax, absmax(Xb + i * n0 + k0, k1 - k0))
@@ -1880,7 +1912,7 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             c.costs[0] = rest_rows(c, pos, nb, 0, nb, Y)
             c.costs[1] = 0
         if tid == 0:
-            _step_rest(c, pos, nb, Xb, c.costs[0] + c.costs[1])
+            _step_rest(c, nb, Xb, c.costs[0] + c.costs[1])
         elif c.order != NULL:
             # Thread 1 would only wait here: it prefetches all of the next
             # batch's rows, so neither thread stalls on a burst of prefetches
@@ -2050,18 +2082,16 @@ cdef double rest_rows(const Train* c, Py_ssize_t pos, Py_ssize_t nb, Py_ssize_t 
     return cost
 
 
-cdef void _step_rest(Train* c, Py_ssize_t pos, Py_ssize_t nb, floating* Xb,
-                     double cost) noexcept nogil:
+cdef void _step_rest(Train* c, Py_ssize_t nb, floating* Xb, double cost) noexcept nogil:
     """Thread 0's part of one step after rest_rows (whose cost it is given):
     the checks, and the gradients and updates but, on a split layer's proven
     steps, the first layer's (left to the blocks' owners: `fused_w1`,
     `block_w1`)."""
     cdef const Net* net = c.net
     cdef const OptConf* o = c.o
-    cdef int L = net.L, l, blk, n1 = net.sizes[1], m = net.sizes[net.L]
+    cdef int L = net.L, l, blk
     cdef int n_in, n_out
     cdef floating** ap = <floating**>c.ptrs
-    cdef floating** zp = ap + L
     cdef floating** dW = ap + 2 * L
     cdef floating** db = ap + 3 * L
     cdef floating** Ds = ap + 4 * L
