@@ -1,9 +1,22 @@
 """Shared helpers for the tests of the core and the Network API."""
 
+import sys
+
 import numpy as np
 import pytest
 
 import fastbp
+
+
+@pytest.fixture(autouse=True)
+def fresh_thread_measurements():
+    """Each test's networks start the two-threads-or-one measurement from
+    nothing, not from what an earlier test's network of the same layout left
+    (so that a test meant to run two threads does, whatever ran before)."""
+    for name in ("fastbp._core", "fastbp._core_avx2"):
+        core = sys.modules.get(name)
+        if core is not None:
+            core._forget_shared_measurements()
 
 HIDDEN = ("sigmoid", "relu", "tanh", "identity", "leaky_relu")
 OUTPUTS = HIDDEN + ("softmax",)

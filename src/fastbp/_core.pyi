@@ -56,8 +56,9 @@ def _set_adapt_force(windows: int) -> None:
     way as measured; for the tests)."""
 
 def _forget_shared_measurements() -> None:
-    """Make the next new network's two-or-one measurement start from nothing
-    rather than from the last training call's of the same layout (tests)."""
+    """Make networks start the two-or-one measurement from their own state or
+    from nothing, not from the last training call's of the same layout
+    (tests)."""
 
 def _set_window_seconds(seconds: float) -> None:
     """Make the two-or-one measurement's windows end after `seconds` as well

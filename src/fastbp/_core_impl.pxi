@@ -656,12 +656,15 @@ cdef struct Adapt:
     bint probing            # the current stint tries the other way, back after PROBE_WINDOWS
 
 
-# The measurements of the last two-thread training call in the process, and
-# its Kernel's layout_id (0: none): a new network of the same layout, batch
-# size and optimizer starts from them rather than from nothing (the way and
-# the schedule of tries), as a benchmark or a sweep builds one network after
-# another. Only a call that may run on two threads reads or writes them, and
-# only one such call runs at a time (_active_trains).
+# The measurements of the last training call in the process that could run
+# on two threads, and its Kernel's layout_id (0: none): a Kernel of the same
+# layout (a new network, or a copy) whose own measurements are for another
+# batch size or optimizer, or for none, starts from them when they are for
+# its batch size and optimizer, rather than from nothing (the way and the
+# schedule of tries), as a benchmark or a sweep builds one network after
+# another. Only a call that may run on two threads reads or writes them (and
+# the tests' _forget_shared_measurements), and only one such call runs at a
+# time (_active_trains).
 cdef Adapt _shared_adapt
 cdef long long _shared_layout = 0
 
@@ -1749,7 +1752,8 @@ def _set_adapt_force(int windows):
 
 
 def _forget_shared_measurements():
-    """Tests: the next new network starts measuring from nothing."""
+    """Tests: Kernels start measuring from their own state or from nothing,
+    not from the last training call's measurements (_shared_adapt)."""
     global _shared_layout
     _shared_layout = 0
 
