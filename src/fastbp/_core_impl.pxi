@@ -1783,7 +1783,7 @@ cdef void _adapt(Train* c, double now) noexcept nogil:
     not always: on a busy machine, or when a virtual machine's host runs its
     two CPUs slower together (this VM's "slow spells": W1 float64 took 160-190
     ms an epoch on two threads against 125-130 ms on one), the steps that
-    hand work to the other thread twice each can take longer than one
+    hand work to the other thread two or three times each can take longer than one
     thread doing all of it. So the loop runs the way measured faster (its
     home) and now and then tries the other: after the home's first three
     windows (the first not counted), on a schedule (tries that confirm the
@@ -1971,7 +1971,7 @@ cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb, const floating*
 
 
 cdef inline int piece_columns(const Train* c, Py_ssize_t nb, Py_ssize_t item) noexcept nogil:
-    """The columns of a piece of block_product_t: as many whole cache lines
+    """The columns of block_product_t's pieces: as many whole cache lines
     as fit SPLIT_MAX_WORK with PIECE_ROWS rows (at least one line: at most
     PIECE_MAX_UNITS x PIECE_ROWS x 16 multiply-adds)."""
     cdef int per_line = <int>(64 // item)
@@ -2011,26 +2011,20 @@ cdef void block_product_t(const Train* c, Py_ssize_t nb, floating alpha, const f
     """C[:, k0:k1] = alpha D^T Xb[:, k0:k1] + beta C[:, k0:k1] (C of sizes[1]
     rows of sizes[0], D the batch's deltas of the first layer): a block's
     weight gradient (alpha 1, beta 0) or its fused plain SGD update (alpha
-    -lr, beta 1: never in pieces, see _step_rest), in pieces of at most
-    SPLIT_MAX_WORK multiply-adds where c.pieces (PIECE_ROWS rows of the batch
-    and as many whole cache lines of columns as fit; each range of columns
-    summed over the rows' pieces in order)."""
-    cdef int n0 = c.net.sizes[0], n1 = c.net.sizes[1], w, j, rows
-    cdef Py_ssize_t i, mi
-    if not c.pieces:
-        gemm(Trans, NoTrans, n1, k1 - k0, <int>nb, alpha, D, n1, Xb + k0, n0, beta, C + k0, n0)
-        return
-    rows = <int>min(<Py_ssize_t>PIECE_ROWS, nb)
-    w = piece_columns(c, nb, sizeof(floating))
-    j = k0
-    while j < k1:
-        i = 0
-        while i < nb:
-            mi = min(<Py_ssize_t>rows, nb - i)
-            gemm(Trans, NoTrans, n1, min(w, k1 - j), <int>mi, alpha, D + i * n1, n1,
-                 Xb + i * n0 + j, n0, beta if i == 0 else <floating>1, C + j, n0)
-            i += mi
-        j += w
+    -lr, beta 1: never in pieces, see _step_rest). Where c.pieces, the
+    caller (block_gradient) passes at most piece_columns columns, and the
+    product goes in pieces of PIECE_ROWS rows of the batch, summed in
+    order: at most SPLIT_MAX_WORK multiply-adds each."""
+    cdef int n0 = c.net.sizes[0], n1 = c.net.sizes[1]
+    cdef Py_ssize_t i, mi, rows = nb
+    if c.pieces:
+        rows = min(<Py_ssize_t>PIECE_ROWS, nb)
+    i = 0
+    while i < nb:
+        mi = min(rows, nb - i)
+        gemm(Trans, NoTrans, n1, k1 - k0, <int>mi, alpha, D + i * n1, n1, Xb + i * n0 + k0, n0,
+             beta if i == 0 else <floating>1, C + k0, n0)
+        i += mi
 
 
 cdef double rest_rows(const Train* c, Py_ssize_t pos, Py_ssize_t nb, Py_ssize_t r0, Py_ssize_t r1,
