@@ -381,7 +381,7 @@ cdef double cost_and_delta(int act, int cost, Py_ssize_t n, Py_ssize_t m,
                     mx = Z[row + j]
             s = 0
             for j in range(m):
-                s = s + _exp(Z[row + j] - mx)
+                s = s + _exp_neg(Z[row + j] - mx)     # (inline: libm exp took a W3 cost 1.5x as long)
             lse = mx + _log(s)
             ysum = 0
             for j in range(m):
@@ -1273,6 +1273,7 @@ cdef class Workspace:
             total += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
         total += batch * (<Py_ssize_t>kernel.sizes[0] + 2 * <Py_ssize_t>m  # Xb, Yb, Z^L
                           + 2 * <Py_ssize_t>kernel.sizes[1])                 # P
+        total += 64 // item     # (Xb's second block starts on a cache line: Train.x_off)
         # dC/dW^1, Xb and the two blocks of P start on cache lines (see
         # _train_steps' split): 64 bytes for the base and each of the four.
         self.mem = malloc(total * item + 5 * 64)
@@ -1299,7 +1300,7 @@ cdef class Workspace:
         off += batch * m
         off = _to_line(off, item)
         self.Xb = base + off * item
-        off += batch * kernel.sizes[0]
+        off += batch * kernel.sizes[0] + 64 // item
         off = _to_line(off, item)
         self.P = base + off * item
         self.p_stride = _to_line(batch * kernel.sizes[1], item)
@@ -1498,6 +1499,8 @@ cdef struct Train:
     void** ptrs             # the Workspace's
     double* bounds
     void* Xb
+    Py_ssize_t x_off[2]     # column block blk of the batch's rows (Xb's, or X's unshuffled)
+    Py_ssize_t x_ld[2]      # starts x_off[blk] elements in, rows x_ld[blk] apart
     void* Yb
     void* P                 # the first layer's partial products, one (batch, sizes[1]) per block,
     Py_ssize_t p_stride     # p_stride elements apart
@@ -1571,7 +1574,8 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
     of W^1; thread 0 does the small rest of the step between two barriers
     (with the whole update on checked steps), while thread 1 prefetches the
     next batch (in pieces, the rest's forward pass and deltas go row by
-    row, half a batch on each thread, before a third barrier: rest_rows).
+    row, half a batch on each thread, before a third barrier: rest_rows;
+    and each thread prefetches its own columns of the next batch).
     The arithmetic is the same for one thread or two, so the
     results are bit-identical whatever the thread count. Thread 0 goes on
     alone (`solo`) when another training call starts and for the rest of a
@@ -1630,6 +1634,18 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
         c.cut = 0           # (on one thread, the blocked gradient and update only cost)
     c.blocks = 2 if c.cut > 0 else 1
     c.pieces = small and <double>batch * (net.sizes[0] - c.cut) * net.sizes[1] > SPLIT_MAX_WORK
+    if order != NULL and c.blocks == 2:
+        # Gathered, each block's columns are rows of their own: interleaved
+        # in Xb's rows, each core's prefetchers pulled in lines the other
+        # was writing, and a W3 gather took up to twice as long.
+        c.x_off[0] = 0
+        c.x_ld[0] = c.cut
+        c.x_off[1] = _to_line(batch * c.cut, sizeof(floating))
+        c.x_ld[1] = net.sizes[0] - c.cut
+    else:
+        c.x_off[0] = 0
+        c.x_ld[0] = c.x_ld[1] = net.sizes[0]
+        c.x_off[1] = c.cut
     if c.plain_sgd or c.tracked:
         exact_bounds(net, c.bounds, s1, s2)
     # (momentum and Adam that nothing proves finite check every step, which
@@ -1853,7 +1869,8 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
     cdef floating* W1 = <floating*>net.W[0]
     cdef floating* P = <floating*>c.P
     cdef floating* Xb
-    cdef Py_ssize_t pos = c.pos, nb, i, r, half
+    cdef floating* Xk
+    cdef Py_ssize_t pos = c.pos, nb, i, r, half, ldx
     cdef double xmax
     if tid == 0 and n_threads < 2 and _two(c):
         # A parallel region with one thread (OMP_DYNAMIC, a thread limit):
@@ -1878,10 +1895,12 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         blk = tid
         while blk < c.blocks:
             k0, k1 = block_columns(c, blk)
+            Xk = Xb + c.x_off[blk]
+            ldx = c.x_ld[blk]
             if c.order != NULL:
                 for i in range(nb):
                     r = c.order[pos + i]
-                    memcpy(Xb + i * n0 + k0, X + r * n0 + k0, (k1 - k0) * sizeof(floating))
+                    memcpy(Xk + i * ldx, X + r * n0 + k0, (k1 - k0) * sizeof(floating))
             if c.order != NULL and n_threads == 1:
                 # Shuffled rows are cache misses: start fetching the next batch's
                 # rows now, so they arrive while this batch is computed. (With
@@ -1890,15 +1909,21 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             if c.blocks == 1:
                 layer_forward(nb, n0, n1, Xb, W1, <const floating*>net.b[0], ap[net.L])
             else:
-                block_product(c, nb, Xb, k0, k1, P + blk * c.p_stride)
+                block_product(c, nb, Xk, ldx, k0, k1, P + blk * c.p_stride)
             # The finiteness check and |X| bound of the batch's rows, which the
             # product has just read into cache. (_step_rest acts on it before
             # anything but the Workspace's scratch is written; a product of
             # NaN rows changes nothing.)
             xmax = 0
             for i in range(nb):
-                xmax = nan_max(xmax, absmax(Xb + i * n0 + k0, k1 - k0))
+                xmax = nan_max(xmax, absmax(Xk + i * ldx, k1 - k0))
             c.xb_bound[blk] = xmax
+            if c.order != NULL and c.pieces and n_threads > 1 and tid == 0:
+                # Thread 0's block is the smaller (split_cut rounds down), so
+                # it would wait at the barrier: it prefetches its columns of
+                # the next batch's rows now, into its own cache, and thread 1
+                # its own while thread 0 runs _step_rest.
+                prefetch_next(c, X, pos + nb, k0, k1)
             blk += n_threads
         if n_threads > 1:
             barrier()
@@ -1918,10 +1943,18 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
         if tid == 0:
             _step_rest(c, nb, Xb, c.costs[0] + c.costs[1])
         elif c.order != NULL:
-            # Thread 1 would only wait here: it prefetches all of the next
-            # batch's rows, so neither thread stalls on a burst of prefetches
-            # (about a tenth of a W1 float64 step) in its own part of the step.
-            prefetch_next(c, X, pos + nb, 0, n0)
+            # Thread 1 would only wait here: it prefetches the next batch's
+            # rows, so neither thread stalls on a burst of prefetches (about a
+            # tenth of a W1 float64 step) in its own part of the step. In
+            # pieces only its block's columns: all of a W3 batch's rows took
+            # thread 1 twice as long as _step_rest took thread 0, and thread 0
+            # gathered its columns from thread 1's cache at half the speed of
+            # its own prefetched lines (docs/bench/w3-prefetch-ab.txt).
+            if c.pieces:
+                k0, k1 = block_columns(c, 1)
+                prefetch_next(c, X, pos + nb, k0, k1)
+            else:
+                prefetch_next(c, X, pos + nb, 0, n0)
         if n_threads > 1:
             barrier()
         if c.status != 0:
@@ -1930,7 +1963,8 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             blk = tid
             while blk < c.blocks:
                 k0, k1 = block_columns(c, blk)
-                block_product_t(c, nb, <floating>(-c.o.lr), Ds[0], Xb, k0, k1, <floating>1, W1)
+                block_product_t(c, nb, <floating>(-c.o.lr), Ds[0], Xb + c.x_off[blk],
+                                c.x_ld[blk], k0, k1, <floating>1, W1)
                 blk += n_threads
         elif c.block_w1:    # dC/dW^1 and the optimizer's update, block by block
             blk = tid
@@ -1956,12 +1990,13 @@ cdef void block_gradient(const Train* c, int blk, Py_ssize_t nb, const floating*
     cdef int k0, k1, j, w, n0 = c.net.sizes[0], n1 = c.net.sizes[1]
     cdef floating** ap = <floating**>c.ptrs
     cdef floating* dW1 = ap[2 * c.net.L]
+    cdef const floating* Xk = Xb + c.x_off[blk]
     k0, k1 = block_columns(c, blk)
     w = piece_columns(c, nb, sizeof(floating)) if c.pieces else k1 - k0
     j = k0
     while j < k1:
-        block_product_t(c, nb, <floating>1, ap[4 * c.net.L], Xb, j, min(j + w, k1),
-                        <floating>0, dW1)
+        block_product_t(c, nb, <floating>1, ap[4 * c.net.L], Xk + (j - k0), c.x_ld[blk], j,
+                        min(j + w, k1), <floating>0, dW1)
         if update:
             update_rows(c.o, n1, min(w, k1 - j), n0, <floating*>c.net.W[0] + j, dW1 + j,
                         (<floating**>c.s1)[0] + j if c.s1 != NULL else <floating*>NULL,
@@ -1979,17 +2014,17 @@ cdef inline int piece_columns(const Train* c, Py_ssize_t nb, Py_ssize_t item) no
     return max(per_line, SPLIT_MAX_WORK // (c.net.sizes[1] * rows) // per_line * per_line)
 
 
-cdef void block_product(const Train* c, Py_ssize_t nb, const floating* Xb, int k0, int k1,
-                        floating* P) noexcept nogil:
-    """P (nb x sizes[1]) = Xb[:, k0:k1] W^1[:, k0:k1]^T: a block's partial
-    product, in pieces of at most SPLIT_MAX_WORK multiply-adds where c.pieces
-    (PIECE_K columns and as many rows as fit; P summed over the pieces of a
-    row range in order)."""
+cdef void block_product(const Train* c, Py_ssize_t nb, const floating* Xk, Py_ssize_t ldx,
+                        int k0, int k1, floating* P) noexcept nogil:
+    """P (nb x sizes[1]) = Xk W^1[:, k0:k1]^T, Xk the batch's columns k0:k1
+    (rows ldx apart): a block's partial product, in pieces of at most
+    SPLIT_MAX_WORK multiply-adds where c.pieces (PIECE_K columns and as many
+    rows as fit; P summed over the pieces of a row range in order)."""
     cdef int n0 = c.net.sizes[0], n1 = c.net.sizes[1], kc, k, rows
     cdef const floating* W1 = <const floating*>c.net.W[0]
     cdef Py_ssize_t i, mi
     if not c.pieces:
-        gemm(NoTrans, Trans, <int>nb, n1, k1 - k0, <floating>1, Xb + k0, n0, W1 + k0, n0,
+        gemm(NoTrans, Trans, <int>nb, n1, k1 - k0, <floating>1, Xk, <int>ldx, W1 + k0, n0,
              <floating>0, P, n1)
         return
     kc = min(k1 - k0, PIECE_K)
@@ -1999,22 +2034,24 @@ cdef void block_product(const Train* c, Py_ssize_t nb, const floating* Xb, int k
         mi = min(<Py_ssize_t>rows, nb - i)
         k = k0
         while k < k1:
-            gemm(NoTrans, Trans, <int>mi, n1, min(kc, k1 - k), <floating>1, Xb + i * n0 + k, n0,
-                 W1 + k, n0, <floating>(0 if k == k0 else 1), P + i * n1, n1)
+            gemm(NoTrans, Trans, <int>mi, n1, min(kc, k1 - k), <floating>1,
+                 Xk + i * ldx + (k - k0), <int>ldx, W1 + k, n0,
+                 <floating>(0 if k == k0 else 1), P + i * n1, n1)
             k += kc
         i += mi
 
 
 cdef void block_product_t(const Train* c, Py_ssize_t nb, floating alpha, const floating* D,
-                          const floating* Xb, int k0, int k1, floating beta,
+                          const floating* Xk, Py_ssize_t ldx, int k0, int k1, floating beta,
                           floating* C) noexcept nogil:
-    """C[:, k0:k1] = alpha D^T Xb[:, k0:k1] + beta C[:, k0:k1] (C of sizes[1]
-    rows of sizes[0], D the batch's deltas of the first layer): a block's
-    weight gradient (alpha 1, beta 0) or its fused plain SGD update (alpha
-    -lr, beta 1: never in pieces, see _step_rest). Where c.pieces, the
-    caller (block_gradient) passes at most piece_columns columns, and the
-    product goes in pieces of PIECE_ROWS rows of the batch, summed in
-    order: at most SPLIT_MAX_WORK multiply-adds each."""
+    """C[:, k0:k1] = alpha D^T Xk + beta C[:, k0:k1] (C of sizes[1] rows of
+    sizes[0], D the batch's deltas of the first layer, Xk the batch's columns
+    k0:k1, rows ldx apart): a block's weight gradient (alpha 1, beta 0) or
+    its fused plain SGD update (alpha -lr, beta 1: never in pieces, see
+    _step_rest). Where c.pieces, the caller (block_gradient) passes at most
+    piece_columns columns, and the product goes in pieces of PIECE_ROWS
+    rows of the batch, summed in order: at most SPLIT_MAX_WORK
+    multiply-adds each."""
     cdef int n0 = c.net.sizes[0], n1 = c.net.sizes[1]
     cdef Py_ssize_t i, mi, rows = nb
     if c.pieces:
@@ -2022,7 +2059,7 @@ cdef void block_product_t(const Train* c, Py_ssize_t nb, floating alpha, const f
     i = 0
     while i < nb:
         mi = min(rows, nb - i)
-        gemm(Trans, NoTrans, n1, k1 - k0, <int>mi, alpha, D + i * n1, n1, Xb + i * n0 + k0, n0,
+        gemm(Trans, NoTrans, n1, k1 - k0, <int>mi, alpha, D + i * n1, n1, Xk + i * ldx, <int>ldx,
              beta if i == 0 else <floating>1, C + k0, n0)
         i += mi
 
