@@ -1707,8 +1707,9 @@ cdef inline int split_cut(const int* sizes, Py_ssize_t item) noexcept nogil:
     the layer (sizes[0] inputs, sizes[1] units) is not split. The cut is a
     whole number of cache lines into each row, so where the rows are too (784
     inputs) and W^1 starts on one (as Network allocates it), the two threads
-    never write to the same line of W^1 or of Xb. (With at least
-    SPLIT_MIN_INPUTS inputs it is at least 16.)"""
+    never write to the same line of W^1; nor of the gathered Xb, whose
+    blocks are matrices of their own, the second starting on a line
+    (Train.x_off). (With at least SPLIT_MIN_INPUTS inputs it is at least 16.)"""
     cdef Py_ssize_t per_line = 64 // item
     if sizes[0] < SPLIT_MIN_INPUTS or <Py_ssize_t>sizes[0] * sizes[1] < SPLIT_MIN_WEIGHTS:
         return 0
@@ -1904,7 +1905,8 @@ cdef void _train_loop(Train* c, int tid, int n_threads, const floating* X) noexc
             if c.order != NULL and n_threads == 1:
                 # Shuffled rows are cache misses: start fetching the next batch's
                 # rows now, so they arrive while this batch is computed. (With
-                # two threads, thread 1 does it while thread 0 runs _step_rest.)
+                # two threads, thread 1 does it while thread 0 runs _step_rest;
+                # in pieces each thread its own columns, see below.)
                 prefetch_next(c, X, pos + nb, k0, k1)
             if c.blocks == 1:
                 layer_forward(nb, n0, n1, Xb, W1, <const floating*>net.b[0], ap[net.L])
