@@ -1273,7 +1273,6 @@ cdef class Workspace:
             total += <Py_ssize_t>kernel.sizes[l + 1] * kernel.sizes[l] + kernel.sizes[l + 1]  # grads
         total += batch * (<Py_ssize_t>kernel.sizes[0] + 2 * <Py_ssize_t>m  # Xb, Yb, Z^L
                           + 2 * <Py_ssize_t>kernel.sizes[1])                 # P
-        total += 64 // item     # (Xb's second block starts on a cache line: Train.x_off)
         # dC/dW^1, Xb and the two blocks of P start on cache lines (see
         # _train_steps' split): 64 bytes for the base and each of the four.
         self.mem = malloc(total * item + 5 * 64)
@@ -1300,7 +1299,7 @@ cdef class Workspace:
         off += batch * m
         off = _to_line(off, item)
         self.Xb = base + off * item
-        off += batch * kernel.sizes[0] + 64 // item
+        off += batch * kernel.sizes[0]
         off = _to_line(off, item)
         self.P = base + off * item
         self.p_stride = _to_line(batch * kernel.sizes[1], item)
@@ -1640,7 +1639,7 @@ cdef int _train_steps(const Net* net, Workspace ws, const floating* X, const flo
         # was writing, and a W3 gather took up to twice as long.
         c.x_off[0] = 0
         c.x_ld[0] = c.cut
-        c.x_off[1] = _to_line(batch * c.cut, sizeof(floating))
+        c.x_off[1] = batch * c.cut      # (on a cache line: the cut is whole lines)
         c.x_ld[1] = net.sizes[0] - c.cut
     else:
         c.x_off[0] = 0
