@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import textwrap
 
 import numpy as np
 
 from .peers import NUMPY_FAMILY
+from .timing import SLOW_SPELL
 
 
 # --------------------------------------------------------------------------- #
@@ -29,6 +31,8 @@ def workload_result(wl, dtype, variants, *, examples, flops, gemm_rate, data_sou
         vs.append({"label": v.label, "peer": v.peer,
                    "threads": "default" if v.threads is None else v.threads,
                    "times": list(v.times), "median": v.median, "min": v.min, "max": v.max,
+                   "two_core": list(v.checks),
+                   "two_core_median": statistics.median(v.checks) if v.checks else None,
                    "scale": v.scale, "calls_per_timing": v.per, "note": v.note, "error": v.error})
     base = _best(vs, NUMPY_FAMILY)
     torch = _best(vs, ("torch",))
@@ -100,7 +104,15 @@ def _shown(res):
 
 
 HEADER = (f"{'workload':<26} {'dtype':<8} {'implementation':<16} {'thr':>7} {'median':>10} "
-          f"{'min-max':>21} {'vs NumPy':>9} {'vs torch':>9} {'% limit':>8}")
+          f"{'min-max':>21} {'vs NumPy':>9} {'vs torch':>9} {'% limit':>8} {'2-core':>7}")
+
+
+def _fmt_check(v):
+    """The median two-core check of a row's runs; '!' when it reads as a slow spell."""
+    c = v.get("two_core_median")
+    if c is None:
+        return "-"
+    return f"{c:.2f}{'!' if c < SLOW_SPELL else ' '}"
 
 
 def format_rows(results):
@@ -121,7 +133,7 @@ def format_rows(results):
             lines.append(f"{name:<26.26} {res['dtype']:<8} {v['peer']:<16} {thr:>7} "
                          f"{fmt_time(v['median']):>10} {_fmt_range(v['min'], v['max']):>21} "
                          f"{_fmt_x(v['vs_numpy']):>9} {_fmt_x(v['vs_torch']):>9} "
-                         f"{_fmt_pct(v['pct_limit']):>8}")
+                         f"{_fmt_pct(v['pct_limit']):>8} {_fmt_check(v):>7}")
     return "\n".join(lines)
 
 
@@ -144,7 +156,9 @@ def table(record):
            "before each timed run; times are per epoch (training) or per call",
            "thr: threads ('default' = the library's own); * = the peer's best of the thread counts "
            "tried; vs NumPy / vs torch = their best median / this median; % limit = compute-bound "
-           "time at the measured NumPy GEMM rate / this median",
+           "time at the measured NumPy GEMM rate / this median; 2-core = median over this row's "
+           "runs of the two-core check taken before each (about 2 with both cores free; "
+           f"! = below {SLOW_SPELL}, a slow spell: see two_core_check in bench.json)",
            "", HEADER, "-" * len(HEADER), format_rows(record["results"])]
     if record["results"]:
         out += ["", "GEMM rate (NumPy matmul, the products each kind of workload needs on its "
@@ -218,6 +232,32 @@ def _fastbp(res):
     return None
 
 
+def _both_cores_median(v):
+    """Median time of a variant over its runs whose two-core check found both
+    cores there, and how many runs that is."""
+    kept = [t for t, c in zip(v["times"], v.get("two_core") or []) if c >= SLOW_SPELL]
+    return (statistics.median(kept) if kept else None), len(kept)
+
+
+def _spell_detail(tops, bottom, shown):
+    """For a target that is (best median of `tops`) / (median of `bottom`),
+    over variant dicts: when any of their runs met a slow spell, how many, and
+    the same ratio over the runs with both cores only, with how many runs of
+    `shown` that kept; else ''."""
+    checks = [c for v in tops + [bottom] for c in (v.get("two_core") or [])]
+    slow = sum(c < SLOW_SPELL for c in checks)
+    if not slow:
+        return ""
+    head = f"{slow} of {len(checks)} runs in slow spells"
+    top = [m for m in (_both_cores_median(v)[0] for v in tops) if m]
+    low = _both_cores_median(bottom)[0]
+    if not top or not low:
+        return head + "; too few with both cores to compare"
+    kept = _both_cores_median(shown)[1]
+    return (f"{head}; runs with both cores only: {min(top) / low:.2f} "
+            f"({shown['label']} {kept} of {len(shown['times'])})")
+
+
 def targets(record):
     """Each issue-2/3/4 speed target: value, need, met (None when not measured)."""
     out = []
@@ -237,7 +277,11 @@ def targets(record):
         if fb is None:
             return None, "fastbp failed"
         base = res["numpy_baseline"] if key == "vs_numpy" else res["torch_reference"]
-        return fb[key], f"vs {base}" if base else ""
+        family = NUMPY_FAMILY if key == "vs_numpy" else ("torch",)
+        spell = _spell_detail([v for v in res["variants"] if v["peer"] in family and v["median"]],
+                              fb, fb)
+        detail = "; ".join(x for x in (f"vs {base}" if base else "", spell) if x)
+        return fb[key], detail
 
     for name, wl, dtype, key, need in (
             ("issue 2: backprop b=10 784-16-16-10 f64 vs NumPy", "bp-b10", "float64", "vs_numpy", 5.0),
@@ -265,7 +309,8 @@ def targets(record):
             s = _variant(res, "fastbp@1t")
             if d and s and d["median"] and s["median"]:
                 add(f"issue 3: {res['workload']} {res['dtype'][5:]} fastbp default threads / 1 thread",
-                    d["median"] / s["median"], 1.1, "<", "time ratio")
+                    d["median"] / s["median"], 1.1, "<",
+                    "; ".join(x for x in ("time ratio", _spell_detail([d], s, d)) if x))
     tta = record.get("time_to_accuracy")
     if tta:
         fb = [r for r in tta["rows"] if r["peer"] == "fastbp" and r["mode"] == "fit"]

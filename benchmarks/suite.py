@@ -140,6 +140,9 @@ class Suite:
             import torch  # noqa: F401  (loaded now so that its BLAS/OpenMP shows in the facts)
         self.data = DataSets(self.cfg.n_train, self.cfg.n_test)
         self.gemm = GemmRates(self.cfg.gemm_rows, self.peer_threads("numpy"), self.cfg.gemm_min_time)
+        # Before each timed run: how much the second core adds right then (the
+        # check needs threadpoolctl to keep NumPy's matmul on one thread).
+        self.check = (timing.TwoCoreCheck() if self.cores > 1 and self.thread_control else None)
         self.results = []
 
     # -- thread settings ------------------------------------------------------------
@@ -211,7 +214,7 @@ class Suite:
         load_before = machine.load_average()
         t0 = time.perf_counter()
         timing.measure(variants, d, cfg.repeats, warmup_data=warm, log=self.log,
-                       settle=cfg.settle)
+                       settle=cfg.settle, check=self.check)
         elapsed = time.perf_counter() - t0
         if wl.kind == "epoch":
             examples = d.X.shape[0]
@@ -248,6 +251,9 @@ class Suite:
                   "fastbp_default_openmp_threads": self.fastbp_openmp_threads(),
                   "thread_settings": {p: self.peer_threads(p) for p in peers.PEER_ORDER},
                   "peers_available": {p: (why or "yes") for p, why in self.available.items()},
+                  "two_core_check": (timing.TwoCoreCheck.description if self.check else
+                                     "not run: " + ("one core" if self.cores < 2 else
+                                                    "threadpoolctl is not installed")),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
         if cfg.quick and args.threads is None:
             self.notes.append("--quick: fastbp at its default threads only, peers single-threaded only")

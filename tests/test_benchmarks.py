@@ -7,6 +7,7 @@ these tests import the installed one, so they also run against a wheel.
 """
 import json
 import math
+import statistics
 
 import pytest
 
@@ -122,3 +123,60 @@ def test_the_limit_counts_only_the_products_a_workload_needs():
     assert list(records["backprop"]["layers"][0]["products"]) == list(limit.PRODUCTS)
     # one measurement per layer shape serves every kind
     assert set(rates._layer) == {(20, 8, "float64"), (8, 3, "float64")}
+
+
+def test_quick_run_checks_both_cores_before_every_timed_run(quick_run):
+    """Each kept time has the two-core check taken before it (when the machine
+    has two cores and threadpoolctl can hold NumPy's matmul to one thread)."""
+    _, out, _ = quick_run
+    record = json.loads((out / "bench.json").read_text())
+    if record["two_core_check"].startswith("not run"):
+        pytest.skip(record["two_core_check"])
+    for res in record["results"]:
+        for v in res["variants"]:
+            if v["error"]:
+                continue
+            assert len(v["two_core"]) == len(v["times"])
+            # two threads never do more than twice one thread's work, nor less than none
+            assert all(_positive_finite(c) and c < 2.5 for c in v["two_core"])
+            assert v["two_core_median"] == statistics.median(v["two_core"])
+
+
+def _variant(label, peer, threads, times, checks):
+    return {"label": label, "peer": peer, "threads": threads, "times": times,
+            "median": statistics.median(times), "two_core": checks, "error": None}
+
+
+def test_targets_report_the_runs_in_slow_spells_and_the_ratio_without_them():
+    """The verdict is over every run; the detail counts the runs whose check
+    read a slow spell and gives the ratio over the runs with both cores."""
+    from fastbp.benchmarks import report
+    fast = _variant("fastbp", "fastbp", "default", [1.0, 1.0, 2.0, 2.0, 2.0],
+                    [1.9, 1.9, 1.1, 1.0, 1.2])
+    one = _variant("fastbp@1t", "fastbp", 1, [1.5] * 5, [1.9, 1.0, 1.9, 1.9, 1.9])
+    torch1 = _variant("torch@1t", "torch", 1, [3.0, 3.0, 3.0], [1.9, 1.9, 1.9])
+    torch2 = _variant("torch@2t", "torch", 2, [2.0, 2.5, 4.0], [1.9, 1.9, 1.0])
+    for v in (fast, one, torch1, torch2):
+        v["vs_torch"] = 2.5 / v["median"]
+        v["vs_numpy"] = None
+    res = {"workload": "W3", "dtype": "float32", "numpy_baseline": None,
+           "torch_reference": "torch@2t", "variants": [fast, one, torch1, torch2]}
+    tg = {t["target"]: t for t in report.targets({"quick": False, "results": [res]})}
+
+    vs_torch = tg["issue 3: W3 f32 vs PyTorch"]
+    assert vs_torch["value"] == 2.5 / 2.0 and vs_torch["met"] is False
+    # torch@2t's healthy runs have median 2.25, torch@1t's 3.0: best 2.25; fastbp's 1.0
+    assert "4 of 11 runs in slow spells" in vs_torch["detail"]
+    assert "runs with both cores only: 2.25 (fastbp 2 of 5)" in vs_torch["detail"]
+
+    threads = tg["issue 3: W3 32 fastbp default threads / 1 thread"]
+    assert threads["value"] == 2.0 / 1.5 and threads["met"] is False
+    assert "4 of 10 runs in slow spells" in threads["detail"]
+    assert "runs with both cores only: 0.67 (fastbp 2 of 5)" in threads["detail"]
+
+    # no spell, no detail beyond the baseline's name
+    for v in (fast, one, torch1, torch2):
+        v["two_core"] = [1.9] * len(v["times"])
+    tg = {t["target"]: t for t in report.targets({"quick": False, "results": [res]})}
+    assert tg["issue 3: W3 f32 vs PyTorch"]["detail"] == "vs torch@2t"
+    assert tg["issue 3: W3 32 fastbp default threads / 1 thread"]["detail"] == "time ratio"
