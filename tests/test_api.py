@@ -703,6 +703,28 @@ def test_core_absmax_bound(dtype):
                 assert not np.isfinite(_core.absmax_of(x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_unit_interval_check(dtype):
+    """_core.in_unit_interval, the range check of cross_entropy and log_loss
+    targets on every call: one value just outside [0, 1] anywhere, in either
+    build, in C order or another layout, is found; 0 and 1 are inside."""
+    rng = np.random.default_rng(5)
+    for core in _core_modules():
+        for size in (1, 7, 64, 1001):
+            x = rng.random(size).astype(dtype)
+            x[0], x[-1] = 0, 1
+            assert core.in_unit_interval(x) and core.in_unit_interval(x[::-1])
+            for where in (0, size // 2, size - 1):
+                for bad in (-np.finfo(dtype).tiny, np.nextafter(dtype(1), dtype(2)), -5, 7):
+                    y = x.copy()
+                    y[where] = bad
+                    assert not core.in_unit_interval(y)
+                    assert not core.in_unit_interval(y.reshape(1, -1).T)
+                    assert not core.in_unit_interval(y[::-1])
+        assert core.in_unit_interval(np.empty((0, 3), dtype))
+        assert not core.in_unit_interval(np.array([0, 2]))              # ints: NumPy's check
+
+
 def _core_modules():
     """The core builds this machine can run (the baseline, and the AVX2 one)."""
     from fastbp import _core, _cpu

@@ -19,7 +19,7 @@ _Array = npt.NDArray[Any]  # float32 or float64, the kernel's dtype
 _Params = list[_Array]
 
 __all__ = ["BUILD", "Activation", "Cost", "Kernel", "Optimizer", "Workspace", "absmax_of",
-           "finite", "openmp_threads"]
+           "finite", "in_unit_interval", "openmp_threads"]
 
 BUILD: str  # "base" or "avx2"
 
@@ -42,6 +42,9 @@ class Optimizer(IntEnum):
 
 def finite(x: npt.NDArray[Any]) -> bool:
     """True if every element of `x` is finite (one pass, no temporary array)."""
+
+def in_unit_interval(x: npt.NDArray[Any]) -> bool:
+    """True if no element of `x` lies outside [0, 1] (NaN counts as inside)."""
 
 def absmax_of(x: npt.NDArray[Any]) -> float:
     """An upper bound on max |x| (inf or NaN if any element is not finite)."""

@@ -527,6 +527,33 @@ def finite(cnp.ndarray x):
     return _finite(absmax_of(x))
 
 
+cdef bint all_in_unit(const floating* x, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int out = 0
+    # Or-ing the comparisons, not branching on them, lets the loop vectorize.
+    for i in range(size):
+        out |= (x[i] < 0) | (x[i] > 1)
+    return out == 0
+
+
+def in_unit_interval(cnp.ndarray x):
+    """True if no element of `x` lies outside [0, 1] (NaN counts as inside:
+    check `finite` first); one pass, no temporary array. The targets of
+    cross_entropy and log_loss are checked with it on every call."""
+    cdef int t = cnp.PyArray_TYPE(x)
+    cdef bint ok
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+        return not bool(np.any((x < 0) | (x > 1)))
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            ok = all_in_unit(<double*>cnp.PyArray_DATA(x), size)
+        else:
+            ok = all_in_unit(<float*>cnp.PyArray_DATA(x), size)
+    return ok
+
+
 # ---------------------------------------------------------------------------
 # Optimizer updates (PyTorch's rules). Each runs in one of two modes: write=True
 # updates in place; write=False only checks that every new parameter and state
