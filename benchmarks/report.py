@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 
 from .peers import NUMPY_FAMILY
-from .timing import SLOW_SPELL
+from .timing import SPELL_FACTOR
 
 
 # --------------------------------------------------------------------------- #
@@ -31,8 +31,7 @@ def workload_result(wl, dtype, variants, *, examples, flops, gemm_rate, data_sou
         vs.append({"label": v.label, "peer": v.peer,
                    "threads": "default" if v.threads is None else v.threads,
                    "times": list(v.times), "median": v.median, "min": v.min, "max": v.max,
-                   "two_core": list(v.checks),
-                   "two_core_median": statistics.median(v.checks) if v.checks else None,
+                   "handoff_ns": list(v.checks),
                    "scale": v.scale, "calls_per_timing": v.per, "note": v.note, "error": v.error})
     base = _best(vs, NUMPY_FAMILY)
     torch = _best(vs, ("torch",))
@@ -86,6 +85,10 @@ def _fmt_x(r):
     return "-" if r is None else f"{r:.2f}x"
 
 
+def _fmt_ns(ns):
+    return "-" if ns is None else f"{ns:.0f} ns"
+
+
 def _fmt_pct(p):
     if p is None:
         return "-"
@@ -104,18 +107,33 @@ def _shown(res):
 
 
 HEADER = (f"{'workload':<26} {'dtype':<8} {'implementation':<16} {'thr':>7} {'median':>10} "
-          f"{'min-max':>21} {'vs NumPy':>9} {'vs torch':>9} {'% limit':>8} {'2-core':>7}")
+          f"{'min-max':>21} {'vs NumPy':>9} {'vs torch':>9} {'% limit':>8} {'x-core':>7}")
 
 
-def _fmt_check(v):
-    """The median two-core check of a row's runs; '!' when it reads as a slow spell."""
-    c = v.get("two_core_median")
-    if c is None:
+def spell_floor(results):
+    """The fastest core-to-core hand-off read in these results (ns), or None."""
+    readings = [c for r in results for v in r["variants"] for c in v.get("handoff_ns") or []
+                if c is not None]
+    return min(readings) if readings else None
+
+
+def in_spell(reading, floor):
+    """Whether a run whose hand-off read `reading` ran in a slow spell."""
+    return reading is not None and floor is not None and reading > SPELL_FACTOR * floor
+
+
+def _fmt_check(v, floor):
+    """The median hand-off of a row's runs (ns); '!' when most of them ran in spells."""
+    readings = [c for c in v.get("handoff_ns") or [] if c is not None]
+    if not readings:
         return "-"
-    return f"{c:.2f}{'!' if c < SLOW_SPELL else ' '}"
+    slow = sum(in_spell(c, floor) for c in readings)
+    return f"{statistics.median(readings):.0f}{'!' if 2 * slow > len(readings) else ' '}"
 
 
-def format_rows(results):
+def format_rows(results, floor=None):
+    """Table rows; `floor`: the run's fastest hand-off (default: these results')."""
+    floor = spell_floor(results) if floor is None else floor
     lines = []
     for res in results:
         name = f"{res['workload']} {res['title']}"
@@ -133,7 +151,7 @@ def format_rows(results):
             lines.append(f"{name:<26.26} {res['dtype']:<8} {v['peer']:<16} {thr:>7} "
                          f"{fmt_time(v['median']):>10} {_fmt_range(v['min'], v['max']):>21} "
                          f"{_fmt_x(v['vs_numpy']):>9} {_fmt_x(v['vs_torch']):>9} "
-                         f"{_fmt_pct(v['pct_limit']):>8} {_fmt_check(v):>7}")
+                         f"{_fmt_pct(v['pct_limit']):>8} {_fmt_check(v, floor):>7}")
     return "\n".join(lines)
 
 
@@ -156,9 +174,10 @@ def table(record):
            "before each timed run; times are per epoch (training) or per call",
            "thr: threads ('default' = the library's own); * = the peer's best of the thread counts "
            "tried; vs NumPy / vs torch = their best median / this median; % limit = compute-bound "
-           "time at the measured NumPy GEMM rate / this median; 2-core = median over this row's "
-           "runs of the two-core check taken before each (about 2 with both cores free; "
-           f"! = below {SLOW_SPELL}, a slow spell: see two_core_check in bench.json)",
+           "time at the measured NumPy GEMM rate / this median; x-core = median over this row's "
+           "runs of the core-to-core hand-off (ns) read before each, ! = most of them more than "
+           f"{SPELL_FACTOR:g}x the run's fastest ({_fmt_ns(spell_floor(record['results']))}): "
+           "a slow spell of the machine (see handoff_check in bench.json)",
            "", HEADER, "-" * len(HEADER), format_rows(record["results"])]
     if record["results"]:
         out += ["", "GEMM rate (NumPy matmul, the products each kind of workload needs on its "
@@ -232,35 +251,35 @@ def _fastbp(res):
     return None
 
 
-def _both_cores_median(v):
-    """Median time of a variant over its runs whose two-core check found both
-    cores there, and how many runs that is."""
-    kept = [t for t, c in zip(v["times"], v.get("two_core") or []) if c >= SLOW_SPELL]
+def _median_outside_spells(v, floor):
+    """Median time of a variant over its runs outside slow spells, and how many."""
+    kept = [t for t, c in zip(v["times"], v.get("handoff_ns") or []) if not in_spell(c, floor)]
     return (statistics.median(kept) if kept else None), len(kept)
 
 
-def _spell_detail(tops, bottom, shown):
+def _spell_detail(tops, bottom, shown, floor):
     """For a target that is (best median of `tops`) / (median of `bottom`),
     over variant dicts: when any of their runs met a slow spell, how many, and
-    the same ratio over the runs with both cores only, with how many runs of
+    the same ratio over the runs outside spells, with how many runs of
     `shown` that kept; else ''."""
-    checks = [c for v in tops + [bottom] for c in (v.get("two_core") or [])]
-    slow = sum(c < SLOW_SPELL for c in checks)
+    checks = [c for v in tops + [bottom] for c in (v.get("handoff_ns") or [])]
+    slow = sum(in_spell(c, floor) for c in checks)
     if not slow:
         return ""
     head = f"{slow} of {len(checks)} runs in slow spells"
-    top = [m for m in (_both_cores_median(v)[0] for v in tops) if m]
-    low = _both_cores_median(bottom)[0]
+    top = [m for m in (_median_outside_spells(v, floor)[0] for v in tops) if m]
+    low = _median_outside_spells(bottom, floor)[0]
     if not top or not low:
-        return head + "; too few with both cores to compare"
-    kept = _both_cores_median(shown)[1]
-    return (f"{head}; runs with both cores only: {min(top) / low:.2f} "
-            f"({shown['label']} {kept} of {len(shown['times'])})")
+        return head + "; too few outside them to compare"
+    kept = _median_outside_spells(shown, floor)[1]
+    return (f"{head}; outside them: {min(top) / low:.2f} "
+            f"({shown['label']} {kept} of {len(shown['times'])} runs)")
 
 
 def targets(record):
     """Each issue-2/3/4 speed target: value, need, met (None when not measured)."""
     out = []
+    floor = spell_floor(record["results"])
 
     def add(name, value, need, op, detail=""):
         met = None if value is None else (value >= need if op == ">=" else value < need)
@@ -279,7 +298,7 @@ def targets(record):
         base = res["numpy_baseline"] if key == "vs_numpy" else res["torch_reference"]
         family = NUMPY_FAMILY if key == "vs_numpy" else ("torch",)
         spell = _spell_detail([v for v in res["variants"] if v["peer"] in family and v["median"]],
-                              fb, fb)
+                              fb, fb, floor)
         detail = "; ".join(x for x in (f"vs {base}" if base else "", spell) if x)
         return fb[key], detail
 
@@ -310,7 +329,7 @@ def targets(record):
             if d and s and d["median"] and s["median"]:
                 add(f"issue 3: {res['workload']} {res['dtype'][5:]} fastbp default threads / 1 thread",
                     d["median"] / s["median"], 1.1, "<",
-                    "; ".join(x for x in ("time ratio", _spell_detail([d], s, d)) if x))
+                    "; ".join(x for x in ("time ratio", _spell_detail([d], s, d, floor)) if x))
     tta = record.get("time_to_accuracy")
     if tta:
         fb = [r for r in tta["rows"] if r["peer"] == "fastbp" and r["mode"] == "fit"]

@@ -140,9 +140,10 @@ class Suite:
             import torch  # noqa: F401  (loaded now so that its BLAS/OpenMP shows in the facts)
         self.data = DataSets(self.cfg.n_train, self.cfg.n_test)
         self.gemm = GemmRates(self.cfg.gemm_rows, self.peer_threads("numpy"), self.cfg.gemm_min_time)
-        # Before each timed run: how much the second core adds right then (the
-        # check needs threadpoolctl to keep NumPy's matmul on one thread).
-        self.check = (timing.TwoCoreCheck() if self.cores > 1 and self.thread_control else None)
+        # Before each timed run: how long the two cores take to hand data over.
+        self.check = timing.HandoffCheck() if self.cores > 1 else None
+        if self.check is not None and not self.check.available():
+            self.check = None
         self.results = []
 
     # -- thread settings ------------------------------------------------------------
@@ -231,7 +232,7 @@ class Suite:
                                      load=(load_before, machine.load_average()), seconds=elapsed)
         res["fastbp_threads"] = self.fastbp_default_threads()
         self.results.append(res)
-        self.log(report.format_rows([res]))
+        self.log(report.format_rows([res], report.spell_floor(self.results)))
         return res
 
     # -- the whole run ------------------------------------------------------------------
@@ -251,9 +252,10 @@ class Suite:
                   "fastbp_default_openmp_threads": self.fastbp_openmp_threads(),
                   "thread_settings": {p: self.peer_threads(p) for p in peers.PEER_ORDER},
                   "peers_available": {p: (why or "yes") for p, why in self.available.items()},
-                  "two_core_check": (timing.TwoCoreCheck.description if self.check else
-                                     "not run: " + ("one core" if self.cores < 2 else
-                                                    "threadpoolctl is not installed")),
+                  "handoff_check": (timing.HandoffCheck.description if self.check else
+                                    "not run: " + ("one core" if self.cores < 2 else
+                                                   "fastbp has no OpenMP here, or one thread "
+                                                   "is allowed")),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
         if cfg.quick and args.threads is None:
             self.notes.append("--quick: fastbp at its default threads only, peers single-threaded only")

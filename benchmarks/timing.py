@@ -3,21 +3,18 @@
 Every implementation of a workload is a `Variant`: a peer ("fastbp", "numpy",
 "torch", ...) at one thread setting. `measure` runs all variants of a workload
 interleaved (A B C, A B C, ...) so that a slow spell of the machine hits them
-alike, and keeps every raw time. `TwoCoreCheck` measures, before each timed
-run, how much a second core adds right then, so that the record shows which
-runs met a spell in which the machine's two cores work as little more than one.
+alike, and keeps every raw time. `HandoffCheck` measures, before each timed
+run, how long the two cores take to hand data to each other right then, so
+that the record shows which runs met one of a shared machine's slow spells.
 """
 from __future__ import annotations
 
 import contextlib
 import gc
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
-
-import numpy as np
 
 
 @contextlib.contextmanager
@@ -75,7 +72,7 @@ class Variant:
     note: str = ""
     label: str = ""
     times: list = field(default_factory=list)
-    checks: list = field(default_factory=list)   # TwoCoreCheck before each time, when checked
+    checks: list = field(default_factory=list)   # HandoffCheck before each time, when checked
     error: Optional[str] = None
 
     def __post_init__(self):
@@ -95,62 +92,44 @@ class Variant:
         return max(self.times) if self.times else None
 
 
-# A check below this counts as a slow spell: the second core added less than
-# half of what the first one does. Healthy checks on the development machine
-# read 1.8-2.0.
-SLOW_SPELL = 1.5
+# A timed run counts as in a slow spell when the core-to-core hand-off read
+# before it took more than this many times the fastest hand-off of the whole
+# run. (On the development machine: 50-170 ns outside spells, 350-800 ns in.)
+SPELL_FACTOR = 4.0
 
 
-class TwoCoreCheck:
-    """How many cores' worth of work two threads get done right now.
+class HandoffCheck:
+    """How long two cores take to hand a cache line back and forth right now.
 
-    The same single-threaded matrix products (float32, 256 x 256, small
-    enough to stay in each core's cache) run on one thread, then on two
-    Python threads at once (NumPy releases the GIL in matmul); the result is
-    2 x (time alone) / (time of the slower of the two), best of `rounds`
-    each: about 2 when both cores are there, about 1 when the host gives the
-    two threads one core's worth between them. Takes about 15 ms. No BLAS
-    thread pool is woken, so nothing keeps spinning after it.
+    fastbp's core times round trips of one cache line between the two
+    threads of an OpenMP region (`fastbp._core._handoff_ns`, 2000 round
+    trips, best of 3: about 1 ms). On a shared virtual machine the host may,
+    for seconds at a time, place the two virtual CPUs where a hand-off takes
+    several times longer, while each core alone runs as fast as ever: then
+    every implementation whose two threads exchange data as they go (fastbp's
+    split first layer, OpenBLAS's threaded products) slows down, and a
+    single-threaded run does not. Returns nanoseconds, or None where it cannot
+    be measured (no OpenMP in fastbp's build, one thread allowed).
     """
 
-    description = ("two threads, each 4 single-threaded float32 256x256 NumPy matmuls, at once "
-                   "against one alone (best of 5): 2 x time alone / time of both; about 2 "
-                   "when both cores are free, about 1 when the two threads get one core's "
-                   f"worth between them; below {SLOW_SPELL} counts as a slow spell")
+    description = ("the core-to-core round trip of one cache line between two OpenMP threads "
+                   "(fastbp._core._handoff_ns, 2000 round trips, best of 3), in ns, read "
+                   "before each timed run; a run counts as in a slow spell when its reading "
+                   f"is more than {SPELL_FACTOR:g}x the run's fastest")
 
-    def __init__(self, size=256, calls=4, rounds=5):
-        rng = np.random.default_rng(0)
-        self._a = [rng.random((size, size), dtype=np.float32) for _ in range(2)]
-        self._b = [rng.random((size, size), dtype=np.float32) for _ in range(2)]
-        self._c = [np.empty((size, size), np.float32) for _ in range(2)]
-        self.calls = calls
+    def __init__(self, rounds=2000, repeats=3):
+        from fastbp import _core
+        self._handoff = _core._handoff_ns
         self.rounds = rounds
+        self.repeats = repeats
 
-    def _products(self, i, barrier, out):
-        a, b, c = self._a[i], self._b[i], self._c[i]
-        if barrier is not None:
-            barrier.wait()
-        start = time.perf_counter()
-        for _ in range(self.calls):
-            np.matmul(a, b, out=c)
-        out[i] = time.perf_counter() - start
+    def available(self):
+        return self() is not None
 
     def __call__(self):
-        alone = both = float("inf")
-        out = [0.0, 0.0]
-        with threads(1):
-            for _ in range(self.rounds):
-                self._products(0, None, out)
-                alone = min(alone, out[0])
-                barrier = threading.Barrier(2)
-                pair = [threading.Thread(target=self._products, args=(i, barrier, out))
-                        for i in range(2)]
-                for t in pair:
-                    t.start()
-                for t in pair:
-                    t.join()
-                both = min(both, max(out))
-        return 2.0 * alone / both
+        readings = [self._handoff(self.rounds) for _ in range(self.repeats)]
+        readings = [r for r in readings if r is not None]
+        return min(readings) if readings else None
 
 
 def time_once(fn, n_threads):
@@ -182,8 +161,8 @@ def measure(variants, data, repeats, warmup_data=None, log=None, settle=0.0, che
     variant's pool would take a core from the one being timed: interleaving
     would then penalize whichever implementation follows a multithreaded one.
 
-    `check` (a `TwoCoreCheck`, or None) runs before the pause of each timed
-    run; its reading goes to `variant.checks`, one per time.
+    `check` (a `HandoffCheck`, or None) runs before the pause of each timed
+    run; its reading (or None) goes to `variant.checks`, one per time.
     """
     gc.collect()        # once per workload: a full collection can take 0.1 s with torch loaded
     live = list(variants)

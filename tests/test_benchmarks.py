@@ -125,58 +125,84 @@ def test_the_limit_counts_only_the_products_a_workload_needs():
     assert set(rates._layer) == {(20, 8, "float64"), (8, 3, "float64")}
 
 
-def test_quick_run_checks_both_cores_before_every_timed_run(quick_run):
-    """Each kept time has the two-core check taken before it (when the machine
-    has two cores and threadpoolctl can hold NumPy's matmul to one thread)."""
+def test_quick_run_reads_the_core_to_core_handoff_before_every_timed_run(quick_run):
+    """Each kept time has the hand-off read before it (when the machine has two
+    cores and fastbp's build has OpenMP), and the table shows the rows' medians."""
     _, out, _ = quick_run
     record = json.loads((out / "bench.json").read_text())
-    if record["two_core_check"].startswith("not run"):
-        pytest.skip(record["two_core_check"])
+    if record["handoff_check"].startswith("not run"):
+        pytest.skip(record["handoff_check"])
     for res in record["results"]:
         for v in res["variants"]:
             if v["error"]:
                 continue
-            assert len(v["two_core"]) == len(v["times"])
-            # two threads never do more than twice one thread's work, nor less than none
-            assert all(_positive_finite(c) and c < 2.5 for c in v["two_core"])
-            assert v["two_core_median"] == statistics.median(v["two_core"])
+            assert len(v["handoff_ns"]) == len(v["times"])
+            # a round trip between two cores: more than a clock cycle, less than the 50 ms budget
+            assert all(c is None or 0.1 < c < 5e7 for c in v["handoff_ns"])
+    assert "x-core" in (out / "table.txt").read_text()
+
+
+def test_handoff_diagnostic():
+    """_core._handoff_ns: a positive round-trip time on two threads; None where
+    only one thread is allowed; bad rounds refused."""
+    from fastbp import _core
+    from threadpoolctl import threadpool_limits
+    ns = _core._handoff_ns(500)
+    if _core.openmp_threads() < 2:
+        assert ns is None
+    else:
+        assert ns is not None and 0.1 < ns < 5e7
+    with threadpool_limits(1, user_api="openmp"):
+        assert _core._handoff_ns(500) is None
+    with pytest.raises(ValueError, match="rounds"):
+        _core._handoff_ns(0)
 
 
 def _variant(label, peer, threads, times, checks):
     return {"label": label, "peer": peer, "threads": threads, "times": times,
-            "median": statistics.median(times), "two_core": checks, "error": None}
+            "median": statistics.median(times), "handoff_ns": checks, "error": None}
 
 
-def test_targets_report_the_runs_in_slow_spells_and_the_ratio_without_them():
-    """The verdict is over every run; the detail counts the runs whose check
-    read a slow spell and gives the ratio over the runs with both cores."""
+def test_targets_report_the_runs_in_slow_spells_and_the_ratio_outside_them():
+    """The verdict is over every run; the detail counts the runs whose hand-off
+    read more than SPELL_FACTOR x the run's fastest, and gives the ratio over
+    the other runs."""
     from fastbp.benchmarks import report
-    fast = _variant("fastbp", "fastbp", "default", [1.0, 1.0, 2.0, 2.0, 2.0],
-                    [1.9, 1.9, 1.1, 1.0, 1.2])
-    one = _variant("fastbp@1t", "fastbp", 1, [1.5] * 5, [1.9, 1.0, 1.9, 1.9, 1.9])
-    torch1 = _variant("torch@1t", "torch", 1, [3.0, 3.0, 3.0], [1.9, 1.9, 1.9])
-    torch2 = _variant("torch@2t", "torch", 2, [2.0, 2.5, 4.0], [1.9, 1.9, 1.0])
-    for v in (fast, one, torch1, torch2):
+    from fastbp.benchmarks.timing import SPELL_FACTOR
+    fast, slow = 60.0, 60.0 * SPELL_FACTOR + 1
+    fb = _variant("fastbp", "fastbp", "default", [1.0, 1.0, 2.0, 2.0, 2.0],
+                  [fast, 100.0, slow, 500.0, slow])
+    one = _variant("fastbp@1t", "fastbp", 1, [1.5] * 5, [fast, slow, fast, fast, None])
+    torch1 = _variant("torch@1t", "torch", 1, [3.0, 3.0, 3.0], [fast, fast, fast])
+    torch2 = _variant("torch@2t", "torch", 2, [2.0, 2.5, 4.0], [fast, 70.0, slow])
+    for v in (fb, one, torch1, torch2):
         v["vs_torch"] = 2.5 / v["median"]
         v["vs_numpy"] = None
     res = {"workload": "W3", "dtype": "float32", "numpy_baseline": None,
-           "torch_reference": "torch@2t", "variants": [fast, one, torch1, torch2]}
-    tg = {t["target"]: t for t in report.targets({"quick": False, "results": [res]})}
+           "torch_reference": "torch@2t", "variants": [fb, one, torch1, torch2]}
+    record = {"quick": False, "results": [res]}
+    assert report.spell_floor(record["results"]) == fast
+    tg = {t["target"]: t for t in report.targets(record)}
 
     vs_torch = tg["issue 3: W3 f32 vs PyTorch"]
     assert vs_torch["value"] == 2.5 / 2.0 and vs_torch["met"] is False
-    # torch@2t's healthy runs have median 2.25, torch@1t's 3.0: best 2.25; fastbp's 1.0
+    # outside spells torch@2t's median is 2.25, torch@1t's 3.0, fastbp's 1.0
     assert "4 of 11 runs in slow spells" in vs_torch["detail"]
-    assert "runs with both cores only: 2.25 (fastbp 2 of 5)" in vs_torch["detail"]
+    assert "outside them: 2.25 (fastbp 2 of 5 runs)" in vs_torch["detail"]
 
     threads = tg["issue 3: W3 32 fastbp default threads / 1 thread"]
     assert threads["value"] == 2.0 / 1.5 and threads["met"] is False
-    assert "4 of 10 runs in slow spells" in threads["detail"]
-    assert "runs with both cores only: 0.67 (fastbp 2 of 5)" in threads["detail"]
+    assert "4 of 10 runs in slow spells" in threads["detail"]      # None is not a spell
+    assert "outside them: 0.67 (fastbp 2 of 5 runs)" in threads["detail"]
+
+    # the table's x-core column: the median reading, '!' when most runs met spells
+    assert report._fmt_check(fb, fast) == f"{slow:.0f}!"      # 3 of 5 in spells
+    assert report._fmt_check(one, fast) == "60 "              # 1 of the 4 readings
+    assert report._fmt_check(_variant("x", "x", 1, [1.0], [None]), fast) == "-"
 
     # no spell, no detail beyond the baseline's name
-    for v in (fast, one, torch1, torch2):
-        v["two_core"] = [1.9] * len(v["times"])
-    tg = {t["target"]: t for t in report.targets({"quick": False, "results": [res]})}
+    for v in (fb, one, torch1, torch2):
+        v["handoff_ns"] = [fast] * len(v["times"])
+    tg = {t["target"]: t for t in report.targets(record)}
     assert tg["issue 3: W3 f32 vs PyTorch"]["detail"] == "vs torch@2t"
     assert tg["issue 3: W3 32 fastbp default threads / 1 thread"]["detail"] == "time ratio"

@@ -43,6 +43,9 @@ class Optimizer(IntEnum):
 def finite(x: npt.NDArray[Any]) -> bool:
     """True if every element of `x` is finite (one pass, no temporary array)."""
 
+def _handoff_ns(rounds: int = 2000, budget: float = 0.05) -> float | None:
+    """Round trip of a cache line between two OpenMP threads, in ns (benchmark diagnostic)."""
+
 def in_unit_interval(x: npt.NDArray[Any]) -> bool:
     """True if no element of `x` lies outside [0, 1] (NaN counts as inside)."""
 

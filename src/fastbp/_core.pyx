@@ -50,6 +50,7 @@ if _faster is not None:
     # Python code reaches the kernels only through these module attributes; the
     # baseline's own C-level code (never called once replaced) keeps its types.
     globals().update({name: getattr(_faster, name) for name in _public(_faster)})
+    _handoff_ns = _faster._handoff_ns       # private, but it reads the build's own training state
     BUILD = "avx2"
 __all__ = sorted(set(_public(_faster if _faster is not None else _sys.modules[__name__]))
                  | {"BUILD"})

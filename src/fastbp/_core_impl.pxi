@@ -1371,6 +1371,80 @@ cdef inline int active_trains() noexcept nogil:
     return (<volatile int*>&_active_trains)[0]
 
 
+# A cache line handed back and forth between the two threads of a parallel
+# region: the time one round trip takes. A training step on two threads
+# hands data between its cores (partial products, deltas) several times;
+# on a shared virtual machine the host may, for seconds at a time, place the
+# two virtual CPUs where each hand-off takes several times longer while each
+# core alone computes as fast as ever (docs/bench/spells.txt). The benchmark
+# suite reads this before each timed run to tell such spells from its results.
+cdef extern from *:
+    """
+    #if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__))
+    #define FASTBP_HAS_HANDOFF 1
+    typedef struct { long flag; char pad[120]; int stop; } fastbp_handoff_t;
+    /* round trips of 2 * i + 1 (thread 0) and 2 * i + 2 (thread 1); -1 when the
+       region has no second thread, -2 when `budget` seconds pass first (a
+       thread not running: the other stops waiting for it) */
+    static double fastbp_handoff_ns(long rounds, double budget) {
+        fastbp_handoff_t s __attribute__((aligned(64)));
+        double result = -1;
+        s.flag = 0;
+        s.stop = 0;
+        #pragma omp parallel num_threads(2) shared(s, result)
+        {
+            if (omp_get_num_threads() == 2) {
+                int me = omp_get_thread_num();
+                long i, spins = 0;
+                double t0 = omp_get_wtime();
+                for (i = 0; i < rounds; i++) {
+                    if (me == 0)
+                        __atomic_store_n(&s.flag, 2 * i + 1, __ATOMIC_RELEASE);
+                    while (__atomic_load_n(&s.flag, __ATOMIC_ACQUIRE) != 2 * i + (me ? 1 : 2)) {
+                        if (__atomic_load_n(&s.stop, __ATOMIC_RELAXED))
+                            goto done;
+                        if (++spins % 4096 == 0 && omp_get_wtime() - t0 > budget) {
+                            __atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
+                            goto done;
+                        }
+                    }
+                    if (me == 1)
+                        __atomic_store_n(&s.flag, 2 * i + 2, __ATOMIC_RELEASE);
+                }
+                if (me == 0)
+                    result = (omp_get_wtime() - t0) / rounds * 1e9;
+            done:
+                if (me == 0 && __atomic_load_n(&s.stop, __ATOMIC_RELAXED))
+                    result = -2;
+            }
+        }
+        return result;
+    }
+    #else
+    #define FASTBP_HAS_HANDOFF 0
+    static double fastbp_handoff_ns(long rounds, double budget) { (void)rounds; (void)budget; return -1; }
+    #endif
+    """
+    double handoff_ns "fastbp_handoff_ns"(long rounds, double budget) noexcept nogil
+
+
+def _handoff_ns(long rounds=2000, double budget=0.05):
+    """Nanoseconds a round trip of one cache line between the two threads of an
+    OpenMP parallel region takes (mean over `rounds`), or None: no OpenMP
+    build, one thread allowed (OMP_NUM_THREADS, threadpoolctl), a training
+    call running or a forked child (which must not start OpenMP threads), or
+    `budget` seconds passed first (a thread was not running). A diagnostic
+    for the benchmark suite; not part of the API."""
+    cdef double ns
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1; got {rounds}")
+    if _omp_forked or _active_trains or max_threads() < 2:
+        return None
+    with nogil:
+        ns = handoff_ns(rounds, budget)
+    return ns if ns >= 0 else None
+
+
 cdef inline int32_t _abs_bits(floating x) noexcept nogil:
     # The top 32 bits of |x| as a non-negative int32: for non-negative IEEE
     # values integer order is numeric order (and NaN sorts above inf).
