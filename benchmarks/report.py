@@ -1,6 +1,7 @@
 """Results into a terminal table, JSON-ready dicts, target verdicts and PNG charts."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import statistics
@@ -119,7 +120,7 @@ def spell_floor(results):
 
 def in_spell(reading, floor):
     """Whether a run whose hand-off read `reading` ran in a slow spell."""
-    return reading is not None and floor is not None and reading > SPELL_FACTOR * floor
+    return reading is not None and bool(floor) and floor > 0 and reading > SPELL_FACTOR * floor
 
 
 def _fmt_check(v, floor):
@@ -253,7 +254,10 @@ def _fastbp(res):
 
 def _median_outside_spells(v, floor):
     """Median time of a variant over its runs outside slow spells, and how many."""
-    kept = [t for t, c in zip(v["times"], v.get("handoff_ns") or []) if not in_spell(c, floor)]
+    # a run without a reading (an older record) counts as outside spells
+    readings = v.get("handoff_ns") or []
+    kept = [t for t, c in itertools.zip_longest(v["times"], readings[:len(v["times"])])
+            if not in_spell(c, floor)]
     return (statistics.median(kept) if kept else None), len(kept)
 
 

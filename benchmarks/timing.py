@@ -94,7 +94,7 @@ class Variant:
 
 # A timed run counts as in a slow spell when the core-to-core hand-off read
 # before it took more than this many times the fastest hand-off of the whole
-# run. (On the development machine: 50-170 ns outside spells, 350-800 ns in.)
+# run. (On the development machine: 50-170 ns outside spells, 330-810 ns in.)
 SPELL_FACTOR = 4.0
 
 
@@ -148,6 +148,17 @@ def time_once(fn, n_threads):
     return elapsed
 
 
+def _read(check):
+    """The check's reading, or None (no check, or it failed: a diagnostic
+    must not cost a variant its run)."""
+    if check is None:
+        return None
+    try:
+        return check()
+    except Exception:
+        return None
+
+
 def measure(variants, data, repeats, warmup_data=None, log=None, settle=0.0, check=None):
     """Time every variant `repeats` times, interleaved; fill `variant.times`.
 
@@ -181,7 +192,7 @@ def measure(variants, data, repeats, warmup_data=None, log=None, settle=0.0, che
                 continue
             try:
                 fn = v.prepare(data, r)
-                reading = check() if check is not None else None
+                reading = _read(check)
                 if settle:
                     time.sleep(settle)
                 t = time_once(fn, v.threads)

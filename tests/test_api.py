@@ -723,6 +723,8 @@ def test_core_unit_interval_check(dtype):
                     assert not core.in_unit_interval(y[::-1])
         assert core.in_unit_interval(np.empty((0, 3), dtype))
         assert not core.in_unit_interval(np.array([0, 2]))              # ints: NumPy's check
+        with pytest.raises(TypeError):
+            core.in_unit_interval(None)
 
 
 def _core_modules():

@@ -218,6 +218,7 @@ def targets(Y, n: int, n_outputs: int, cost: str, dtype: np.dtype,
         raise ValueError(f"{what} must have shape ({n}, {n_outputs}) or ({n},); got {Y.shape}")
     Y = finite_c_array(Y, dtype, what)
     if cost != "quadratic" and not _core.in_unit_interval(Y):
+        Y = np.asarray(Y)       # every value counts (a masked array's min would skip some)
         raise ValueError(f"{what}: targets for the {cost} cost must lie in [0, 1]; got values in "
                          f"[{Y.min():g}, {Y.max():g}]")
     return Y

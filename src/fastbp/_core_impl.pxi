@@ -500,7 +500,7 @@ cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
     return not _any_bad(acc, <floating>0)
 
 
-def absmax_of(cnp.ndarray x):
+def absmax_of(cnp.ndarray x not None):
     """An upper bound on max |x| over the elements of `x` (see `absmax`; 0.0
     for an empty array of another dtype or layout), which is inf or NaN if any
     element is not finite. One pass, no temporary array: the finiteness
@@ -521,7 +521,7 @@ def absmax_of(cnp.ndarray x):
     return m
 
 
-def finite(cnp.ndarray x):
+def finite(cnp.ndarray x not None):
     """True if every element of `x` is finite; one pass, no temporary array
     (the checks in _checks.py use it on data of any size)."""
     return _finite(absmax_of(x))
@@ -530,13 +530,16 @@ def finite(cnp.ndarray x):
 cdef bint all_in_unit(const floating* x, Py_ssize_t size) noexcept nogil:
     cdef Py_ssize_t i
     cdef int out = 0
-    # Or-ing the comparisons, not branching on them, lets the loop vectorize.
+    cdef floating zero = 0, one = 1
+    # Or-ing the comparisons, not branching on them, and comparing with
+    # constants of x's own type (not double) let GCC vectorize the loop
+    # (-fno-trapping-math).
     for i in range(size):
-        out |= (x[i] < 0) | (x[i] > 1)
+        out |= (x[i] < zero) | (x[i] > one)
     return out == 0
 
 
-def in_unit_interval(cnp.ndarray x):
+def in_unit_interval(cnp.ndarray x not None):
     """True if no element of `x` lies outside [0, 1] (NaN counts as inside:
     check `finite` first); one pass, no temporary array. The targets of
     cross_entropy and log_loss are checked with it on every call."""
@@ -1384,8 +1387,8 @@ cdef extern from *:
     #define FASTBP_HAS_HANDOFF 1
     typedef struct { long flag; char pad[120]; int stop; } fastbp_handoff_t;
     /* round trips of 2 * i + 1 (thread 0) and 2 * i + 2 (thread 1); -1 when the
-       region has no second thread, -2 when `budget` seconds pass first (a
-       thread not running: the other stops waiting for it) */
+       region has no second thread, -2 when one wait lasts more than `budget`
+       seconds (a thread not running: the other stops waiting for it) */
     static double fastbp_handoff_ns(long rounds, double budget) {
         fastbp_handoff_t s __attribute__((aligned(64)));
         double result = -1;
@@ -1395,17 +1398,27 @@ cdef extern from *:
         {
             if (omp_get_num_threads() == 2) {
                 int me = omp_get_thread_num();
-                long i, spins = 0;
-                double t0 = omp_get_wtime();
+                long i, spins;
+                double t0, since;
+                /* both threads are running before the clock starts */
+                #pragma omp barrier
+                t0 = omp_get_wtime();
                 for (i = 0; i < rounds; i++) {
                     if (me == 0)
                         __atomic_store_n(&s.flag, 2 * i + 1, __ATOMIC_RELEASE);
+                    spins = 0;
+                    since = 0;
                     while (__atomic_load_n(&s.flag, __ATOMIC_ACQUIRE) != 2 * i + (me ? 1 : 2)) {
                         if (__atomic_load_n(&s.stop, __ATOMIC_RELAXED))
                             goto done;
-                        if (++spins % 4096 == 0 && omp_get_wtime() - t0 > budget) {
-                            __atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
-                            goto done;
+                        if (++spins % 4096 == 0) {
+                            double now = omp_get_wtime();
+                            if (since == 0) {
+                                since = now;
+                            } else if (now - since > budget) {
+                                __atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
+                                goto done;
+                            }
                         }
                     }
                     if (me == 1)
@@ -1433,11 +1446,13 @@ def _handoff_ns(long rounds=2000, double budget=0.05):
     OpenMP parallel region takes (mean over `rounds`), or None: no OpenMP
     build, one thread allowed (OMP_NUM_THREADS, threadpoolctl), a training
     call running or a forked child (which must not start OpenMP threads), or
-    `budget` seconds passed first (a thread was not running). A diagnostic
-    for the benchmark suite; not part of the API."""
+    one hand-off took more than `budget` seconds (a thread was not running).
+    A diagnostic for the benchmark suite; not part of the API."""
     cdef double ns
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}")
+    if not budget > 0 or budget == float("inf"):
+        raise ValueError(f"budget must be a positive, finite number of seconds; got {budget}")
     if _omp_forked or _active_trains or max_threads() < 2:
         return None
     with nogil:
