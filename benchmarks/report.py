@@ -120,7 +120,7 @@ def spell_floor(results):
 
 def in_spell(reading, floor):
     """Whether a run whose hand-off read `reading` ran in a slow spell."""
-    return reading is not None and bool(floor) and floor > 0 and reading > SPELL_FACTOR * floor
+    return reading is not None and floor is not None and floor > 0 and reading > SPELL_FACTOR * floor
 
 
 def _fmt_check(v, floor):

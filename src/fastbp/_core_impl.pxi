@@ -500,16 +500,25 @@ cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
     return not _any_bad(acc, <floating>0)
 
 
+cdef inline int _loop_type(cnp.ndarray x) noexcept:
+    """x's type number where the typed loops can read it as it is (float32 or
+    float64, C-contiguous, aligned, native byte order), else -1: NumPy's turn."""
+    cdef int t = cnp.PyArray_TYPE(x)
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+        return -1
+    return t
+
+
 def absmax_of(cnp.ndarray x not None):
     """An upper bound on max |x| over the elements of `x` (see `absmax`; 0.0
     for an empty array of another dtype or layout), which is inf or NaN if any
     element is not finite. One pass, no temporary array: the finiteness
     check of `finite` (and so of the trainer's check of all of X)."""
-    cdef int t = cnp.PyArray_TYPE(x)
+    cdef int t = _loop_type(x)
     cdef double m
     cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
-    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
-            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+    if t < 0:
         if size == 0:
             return 0.0
         return float(max(abs(float(np.max(x))), abs(float(np.min(x)))))
@@ -543,11 +552,10 @@ def in_unit_interval(cnp.ndarray x not None):
     """True if no element of `x` lies outside [0, 1] (NaN counts as inside:
     check `finite` first); one pass, no temporary array. The targets of
     cross_entropy and log_loss are checked with it on every call."""
-    cdef int t = cnp.PyArray_TYPE(x)
+    cdef int t = _loop_type(x)
     cdef bint ok
     cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
-    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
-            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+    if t < 0:
         return not bool(np.any((x < 0) | (x > 1)))
     with nogil:
         if t == cnp.NPY_DOUBLE:
